@@ -1,0 +1,1 @@
+//! AT Protocol keys (placeholder, being written).

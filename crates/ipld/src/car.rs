@@ -1,0 +1,1 @@
+//! CAR v1 (being written).

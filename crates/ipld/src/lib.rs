@@ -1,0 +1,103 @@
+//! The AT Protocol data model: DAG-CBOR, CIDs, the JSON form, and CAR v1 files.
+//!
+//! Owns: turning values into canonical DAG-CBOR bytes and back, computing the CIDs of those bytes
+//! (CIDv1, sha2-256; codec `dag-cbor` 0x71 for records and repo nodes, `raw` 0x55 for blobs),
+//! converting between the JSON and CBOR forms of the atproto data model (`$link`, `$bytes`, blob
+//! refs), and reading/writing CAR v1 streams.
+//!
+//! Must not touch: repositories, keys, storage or the network. It knows bytes and values, nothing
+//! about what they mean to a PDS.
+
+use cid::Cid as CidT;
+use multihash::Multihash;
+use sha2::{Digest, Sha256};
+
+pub use cid::Cid;
+pub use ipld_core::ipld::Ipld;
+
+pub mod car;
+pub mod json;
+
+/// Multicodec code of DAG-CBOR: records, MST nodes and commits.
+pub const DAG_CBOR: u64 = 0x71;
+/// Multicodec code of raw bytes: blobs.
+pub const RAW: u64 = 0x55;
+/// Multihash code of sha2-256, the only hash atproto uses.
+pub const SHA2_256: u64 = 0x12;
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("DAG-CBOR encoding failed: {0}")]
+    Encode(String),
+    #[error("invalid DAG-CBOR: {0}")]
+    Decode(String),
+    #[error("invalid data model value: {0}")]
+    DataModel(String),
+    #[error("invalid CID: {0}")]
+    Cid(String),
+    #[error("invalid CAR: {0}")]
+    Car(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The sha2-256 digest of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn cid_of(codec: u64, bytes: &[u8]) -> Cid {
+    let digest = sha256(bytes);
+    // A 32-byte digest always fits the 64-byte multihash buffer.
+    let mh = Multihash::<64>::wrap(SHA2_256, &digest).expect("sha256 digest fits a multihash");
+    CidT::new_v1(codec, mh)
+}
+
+/// The CID of DAG-CBOR bytes (a record, an MST node, a commit).
+pub fn cid_for_cbor(bytes: &[u8]) -> Cid {
+    cid_of(DAG_CBOR, bytes)
+}
+
+/// The CID of a blob's raw bytes.
+pub fn cid_for_raw(bytes: &[u8]) -> Cid {
+    cid_of(RAW, bytes)
+}
+
+/// True if `cid` is a CID atproto accepts for blocks: v1, sha2-256, dag-cbor or raw.
+pub fn is_atproto_cid(cid: &Cid) -> bool {
+    cid.version() == cid::Version::V1
+        && (cid.codec() == DAG_CBOR || cid.codec() == RAW)
+        && cid.hash().code() == SHA2_256
+        && cid.hash().size() == 32
+}
+
+/// Checks that `bytes` hash to `cid` (the CID's own hash function must be sha2-256).
+pub fn verify_cid(cid: &Cid, bytes: &[u8]) -> bool {
+    cid.hash().code() == SHA2_256 && cid.hash().digest() == sha256(bytes)
+}
+
+/// Parses a CID from its string form (base32 `b...` for CIDv1).
+pub fn parse_cid(s: &str) -> Result<Cid> {
+    s.parse::<Cid>()
+        .map_err(|e| Error::Cid(format!("{s:?}: {e}")))
+}
+
+/// Encodes a value as canonical DAG-CBOR (map keys sorted length-first, CIDs as tag 42).
+pub fn to_cbor<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    serde_ipld_dagcbor::to_vec(value).map_err(|e| Error::Encode(e.to_string()))
+}
+
+/// Decodes strict DAG-CBOR: unsorted or duplicate map keys, indefinite lengths and trailing bytes
+/// are errors.
+pub fn from_cbor<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_ipld_dagcbor::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))
+}
+
+/// Encodes a value and returns its CID together with the bytes.
+pub fn encode_block<T: serde::Serialize + ?Sized>(value: &T) -> Result<(Cid, Vec<u8>)> {
+    let bytes = to_cbor(value)?;
+    Ok((cid_for_cbor(&bytes), bytes))
+}

@@ -1,0 +1,1 @@
+//! AT Protocol identifier syntax (placeholder, being written).
