@@ -1,0 +1,144 @@
+//! Reading a whole repository from a CAR file, with full verification.
+//!
+//! Nothing is trusted: every block must hash to its CID, the root must be a version 3 commit for
+//! the expected DID signed by the expected key, the MST must be the one canonical tree for its
+//! keys, every key a valid `collection/rkey`, and every record present and valid DAG-CBOR. Only
+//! blocks reachable from the commit are kept. On any failure nothing is returned, so a caller
+//! that stores only what this returns never stores part of a bad repo.
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use cid::Cid;
+use pds_crypto::PublicKey;
+use pds_ipld::car::CarReader;
+
+use crate::commit::Commit;
+use crate::mst::read::{self, WalkItem};
+use crate::{BlockSource, MemoryBlocks, RepoError, Result};
+
+/// A repository that passed every check.
+#[derive(Debug)]
+pub struct VerifiedRepo {
+    pub commit_cid: Cid,
+    pub commit: Commit,
+    /// Every block reachable from the commit, and nothing else.
+    pub blocks: MemoryBlocks,
+    /// Every record as `(collection/rkey, record CID)`, in key order.
+    pub records: Vec<(String, Cid)>,
+}
+
+/// What the importer expects of the repo.
+#[derive(Debug, Default, Clone)]
+pub struct ImportExpectations<'a> {
+    /// The account the repo must belong to.
+    pub did: Option<&'a str>,
+    /// The key the commit must be signed with.
+    pub signing_key: Option<&'a PublicKey>,
+}
+
+/// Reads a CAR stream and verifies it as a complete repository.
+pub fn read_car<R: Read>(input: R, expect: &ImportExpectations<'_>) -> Result<VerifiedRepo> {
+    let mut reader = CarReader::new(input)?;
+    let roots = reader.roots().to_vec();
+    let commit_cid = match roots.as_slice() {
+        [root] => *root,
+        [] => return Err(RepoError::InvalidCommit("the CAR names no root".into())),
+        _ => {
+            return Err(RepoError::InvalidCommit(
+                "the CAR names more than one root".into(),
+            ));
+        }
+    };
+    let mut all = MemoryBlocks::new();
+    for block in &mut reader {
+        let (cid, bytes) = block?;
+        all.insert(cid, bytes);
+    }
+    verify_blocks(all, &commit_cid, expect)
+}
+
+/// Verifies a repository held in `blocks` under the commit `commit_cid`.
+pub fn verify_blocks(
+    all: MemoryBlocks,
+    commit_cid: &Cid,
+    expect: &ImportExpectations<'_>,
+) -> Result<VerifiedRepo> {
+    let commit_bytes = all.require_block(commit_cid)?;
+    let commit = Commit::from_block(commit_cid, &commit_bytes)?;
+    if let Some(did) = expect.did
+        && commit.did != did
+    {
+        return Err(RepoError::InvalidCommit(format!(
+            "the commit is for {}, not {did}",
+            commit.did
+        )));
+    }
+    if let Some(key) = expect.signing_key {
+        commit.verify(key)?;
+    }
+
+    let mut kept = MemoryBlocks::new();
+    kept.insert(*commit_cid, commit_bytes);
+    let mut records = Vec::new();
+    let mut checked_records: HashSet<Cid> = HashSet::new();
+    read::walk(&all, &commit.data, &mut |item| {
+        match item {
+            WalkItem::Node { cid, bytes } => kept.insert(*cid, bytes.to_vec()),
+            WalkItem::Leaf { key, value } => {
+                check_record_path(key)?;
+                if checked_records.insert(*value) {
+                    let bytes = all.require_block(value)?;
+                    check_record_block(value, &bytes)?;
+                    kept.insert(*value, bytes);
+                }
+                records.push((key.to_owned(), *value));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(VerifiedRepo {
+        commit_cid: *commit_cid,
+        commit,
+        blocks: kept,
+        records,
+    })
+}
+
+/// A repo key must be `<collection NSID>/<record key>`.
+pub fn check_record_path(path: &str) -> Result<()> {
+    let bad = || RepoError::InvalidPath(path.to_owned());
+    let (collection, rkey) = path.split_once('/').ok_or_else(bad)?;
+    pds_syntax::Nsid::new(collection).map_err(|_| bad())?;
+    pds_syntax::RecordKey::new(rkey).map_err(|_| bad())?;
+    Ok(())
+}
+
+/// A record block must be a DAG-CBOR map that follows the atproto data model.
+fn check_record_block(cid: &Cid, bytes: &[u8]) -> Result<()> {
+    if cid.codec() != pds_ipld::DAG_CBOR {
+        return Err(RepoError::Malformed {
+            what: "record",
+            cid: *cid,
+            reason: "not DAG-CBOR".into(),
+        });
+    }
+    let value: pds_ipld::Ipld = pds_ipld::from_cbor(bytes).map_err(|e| RepoError::Malformed {
+        what: "record",
+        cid: *cid,
+        reason: e.to_string(),
+    })?;
+    pds_ipld::json::validate_data_model(&value).map_err(|e| RepoError::Malformed {
+        what: "record",
+        cid: *cid,
+        reason: e.to_string(),
+    })?;
+    if !matches!(value, pds_ipld::Ipld::Map(_)) {
+        return Err(RepoError::Malformed {
+            what: "record",
+            cid: *cid,
+            reason: "not a map".into(),
+        });
+    }
+    Ok(())
+}
