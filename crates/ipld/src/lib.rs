@@ -18,6 +18,12 @@ pub use ipld_core::ipld::Ipld;
 pub mod car;
 pub mod json;
 
+pub use car::{Block, CarLimits, CarReader, CarWriter, decode_car, encode_car};
+pub use json::{
+    BlobRef, cbor_to_json, collect_blob_refs, ipld_to_json, json_to_cbor, json_to_ipld,
+    validate_data_model, validate_node, validate_record,
+};
+
 /// Multicodec code of DAG-CBOR: records, MST nodes and commits.
 pub const DAG_CBOR: u64 = 0x71;
 /// Multicodec code of raw bytes: blobs.

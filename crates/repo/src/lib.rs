@@ -58,3 +58,6 @@ pub enum RepoError {
 }
 
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests;
