@@ -77,6 +77,7 @@ pub fn verify_blocks(
     if let Some(key) = expect.signing_key {
         commit.verify(key)?;
     }
+    check_rev_not_in_future(&commit.rev)?;
 
     let mut kept = MemoryBlocks::new();
     kept.insert(*commit_cid, commit_bytes);
@@ -103,6 +104,23 @@ pub fn verify_blocks(
         blocks: kept,
         records,
     })
+}
+
+/// How far ahead of our clock an imported rev may be (clock skew between hosts).
+const MAX_REV_SKEW_MICROS: u64 = 10 * 60 * 1_000_000;
+
+/// Revs must grow with every commit, and the next one we write follows the imported one: a rev
+/// from the far future would pull this repo (and the shared TID clock) with it.
+fn check_rev_not_in_future(rev: &str) -> Result<()> {
+    let rev =
+        pds_syntax::Tid::new(rev).map_err(|e| RepoError::InvalidCommit(format!("rev: {e}")))?;
+    let now = pds_syntax::Tid::now().timestamp_micros();
+    if rev.timestamp_micros() > now + MAX_REV_SKEW_MICROS {
+        return Err(RepoError::InvalidCommit(format!(
+            "rev {rev} is in the future"
+        )));
+    }
+    Ok(())
 }
 
 /// A repo key must be `<collection NSID>/<record key>`.

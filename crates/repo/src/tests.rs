@@ -405,3 +405,22 @@ fn import_rejects_invalid_record_paths() {
     let err = expect_reject(&car, &ImportExpectations::default(), "bad path");
     assert!(matches!(err, RepoError::InvalidPath(_)), "{err}");
 }
+
+#[test]
+fn import_rejects_a_rev_from_the_future() {
+    let key = Keypair::generate(Algorithm::K256);
+    let tree = Mst::new().commit().unwrap();
+    let far = pds_syntax::Tid::from_parts(
+        pds_syntax::Tid::now().timestamp_micros() + 86_400_000_000,
+        0,
+    );
+    let commit = UnsignedCommit::new(DID, tree.root, far.as_str())
+        .sign(&key)
+        .unwrap();
+    let (commit_cid, commit_bytes) = commit.to_block().unwrap();
+    let mut blocks = tree.new_blocks;
+    blocks.push((commit_cid, commit_bytes));
+    let car = encode_car(&[commit_cid], blocks).unwrap();
+    let err = expect_reject(&car, &ImportExpectations::default(), "future rev");
+    assert!(matches!(err, RepoError::InvalidCommit(_)), "{err}");
+}
