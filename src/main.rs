@@ -1,1 +1,96 @@
-fn main() {}
+//! The `pds` command line.
+//!
+//! Exit codes: 0 success; 1 the server failed while running, or a health
+//! check failed; 2 the configuration is unusable (or the command line is
+//! wrong), with one line on standard error naming the setting.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use pds::config::{Config, ConfigError, data_dir, secrets};
+use pds::logging::{self, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(name = "pds", version, about = "An AT Protocol Personal Data Server")]
+struct Cli {
+    /// The configuration file [default: ./pds.toml if it exists, else built-in
+    /// defaults]. Environment variables (PDS_*) override it.
+    #[arg(long, global = true, value_name = "PATH", env = "PDS_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server until SIGTERM or SIGINT.
+    Serve,
+    /// Ask the server configured here for /xrpc/_health; exit 0 if it answers, 1 if not.
+    Healthcheck,
+}
+
+/// How a command failed, which decides the exit code.
+enum Failure {
+    Config(ConfigError),
+    Runtime(String),
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Failure {
+        Failure::Config(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve => serve(cli.config),
+        Command::Healthcheck => healthcheck(cli.config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(e)) => {
+            eprintln!("config error: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn serve(config_path: Option<PathBuf>) -> Result<(), Failure> {
+    logging::init(LogFormat::from_env(&env_var)?);
+    let config = Config::load(config_path.as_deref(), &env_var)?;
+    data_dir::prepare(&config)?;
+    let secrets = secrets::resolve(&config)?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        did = %config.server.service_did,
+        dev_mode = config.server.dev_mode,
+        data_directory = %config.storage.data_directory.display(),
+        "starting"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime
+        .block_on(pds::server::run(config, secrets))
+        .map_err(|e| Failure::Runtime(e.to_string()))
+}
+
+fn healthcheck(config_path: Option<PathBuf>) -> Result<(), Failure> {
+    let config = Config::load(config_path.as_deref(), &env_var)?;
+    let body = pds::healthcheck::check(&config).map_err(Failure::Runtime)?;
+    println!("{body}");
+    Ok(())
+}

@@ -150,10 +150,10 @@ impl<W: Write> CarWriter<W> {
 
     /// Writes one section. The CID is not checked against the bytes.
     pub fn write_block(&mut self, cid: &Cid, bytes: &[u8]) -> Result<()> {
-        let cid_bytes = cid.to_bytes();
         self.scratch.clear();
-        encode_varint((cid_bytes.len() + bytes.len()) as u64, &mut self.scratch);
-        self.scratch.extend_from_slice(&cid_bytes);
+        encode_varint((cid.encoded_len() + bytes.len()) as u64, &mut self.scratch);
+        cid.write_bytes(&mut self.scratch)
+            .map_err(|e| Error::Cid(e.to_string()))?;
         self.writer.write_all(&self.scratch)?;
         self.writer.write_all(bytes)?;
         Ok(())

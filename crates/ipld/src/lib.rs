@@ -17,6 +17,7 @@ pub use ipld_core::ipld::Ipld;
 
 pub mod car;
 pub mod json;
+pub mod validate;
 
 pub use car::{Block, CarLimits, CarReader, CarWriter, decode_car, encode_car};
 pub use json::{

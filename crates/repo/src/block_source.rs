@@ -1,5 +1,6 @@
 //! Where the repository reads its blocks from.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use cid::Cid;
@@ -9,25 +10,30 @@ use crate::{RepoError, Result};
 /// Read access to content-addressed blocks. Storage engines implement this; the repo code only
 /// reads through it and hands new blocks back to the caller to persist.
 pub trait BlockSource {
-    /// The bytes of `cid`, or `None` if this source does not hold it.
-    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>>;
+    /// The bytes of `cid`, or `None` if this source does not hold it. In-memory sources lend
+    /// their bytes; databases hand out a copy.
+    fn get_block(&self, cid: &Cid) -> Result<Option<Cow<'_, [u8]>>>;
 
     /// Like [`BlockSource::get_block`], but a missing block is an error.
-    fn require_block(&self, cid: &Cid) -> Result<Vec<u8>> {
-        self.get_block(cid)?.ok_or(RepoError::MissingBlock(*cid))
+    fn require_block(&self, cid: &Cid) -> Result<Cow<'_, [u8]>> {
+        self.get_block(cid)?.ok_or(RepoError::missing(cid))
     }
 }
 
 impl<T: BlockSource + ?Sized> BlockSource for &T {
-    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
+    fn get_block(&self, cid: &Cid) -> Result<Option<Cow<'_, [u8]>>> {
         (**self).get_block(cid)
     }
 }
 
+/// Hashing for CID-keyed maps. CIDs are hashes already and come from untrusted input as often as
+/// not, so a fast seeded hash (foldhash) is both quick and safe against crafted collisions.
+pub type CidHasher = foldhash::fast::RandomState;
+
 /// Blocks held in memory: tests, CAR imports, and the blocks of a commit being built.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryBlocks {
-    blocks: HashMap<Cid, Vec<u8>>,
+    blocks: HashMap<Cid, Vec<u8>, CidHasher>,
 }
 
 impl MemoryBlocks {
@@ -55,7 +61,7 @@ impl MemoryBlocks {
     pub fn iter(&self) -> impl Iterator<Item = (&Cid, &Vec<u8>)> {
         self.blocks.iter()
     }
-    pub fn into_inner(self) -> HashMap<Cid, Vec<u8>> {
+    pub fn into_inner(self) -> HashMap<Cid, Vec<u8>, CidHasher> {
         self.blocks
     }
 }
@@ -75,8 +81,8 @@ impl FromIterator<(Cid, Vec<u8>)> for MemoryBlocks {
 }
 
 impl BlockSource for MemoryBlocks {
-    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
-        Ok(self.blocks.get(cid).cloned())
+    fn get_block(&self, cid: &Cid) -> Result<Option<Cow<'_, [u8]>>> {
+        Ok(self.blocks.get(cid).map(|b| Cow::Borrowed(b.as_slice())))
     }
 }
 
@@ -88,9 +94,9 @@ pub struct Overlay<'a, B: BlockSource + ?Sized> {
 }
 
 impl<B: BlockSource + ?Sized> BlockSource for Overlay<'_, B> {
-    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
+    fn get_block(&self, cid: &Cid) -> Result<Option<Cow<'_, [u8]>>> {
         match self.top.get(cid) {
-            Some(bytes) => Ok(Some(bytes.clone())),
+            Some(bytes) => Ok(Some(Cow::Borrowed(bytes.as_slice()))),
             None => self.base.get_block(cid),
         }
     }

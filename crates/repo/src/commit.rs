@@ -92,7 +92,7 @@ impl Commit {
     pub fn from_block(cid: &Cid, bytes: &[u8]) -> Result<Commit> {
         let malformed = |reason: String| RepoError::Malformed {
             what: "commit",
-            cid: *cid,
+            cid: Box::new(*cid),
             reason,
         };
         let commit: Commit = pds_ipld::from_cbor(bytes).map_err(|e| malformed(e.to_string()))?;

@@ -13,6 +13,7 @@ use cid::Cid;
 use pds_crypto::PublicKey;
 use pds_ipld::car::CarReader;
 
+use crate::block_source::CidHasher;
 use crate::commit::Commit;
 use crate::mst::read::{self, WalkItem};
 use crate::{BlockSource, MemoryBlocks, RepoError, Result};
@@ -64,8 +65,7 @@ pub fn verify_blocks(
     commit_cid: &Cid,
     expect: &ImportExpectations<'_>,
 ) -> Result<VerifiedRepo> {
-    let commit_bytes = all.require_block(commit_cid)?;
-    let commit = Commit::from_block(commit_cid, &commit_bytes)?;
+    let commit = Commit::from_block(commit_cid, &all.require_block(commit_cid)?)?;
     if let Some(did) = expect.did
         && commit.did != did
     {
@@ -79,25 +79,35 @@ pub fn verify_blocks(
     }
     check_rev_not_in_future(&commit.rev)?;
 
-    let mut kept = MemoryBlocks::new();
-    kept.insert(*commit_cid, commit_bytes);
+    // Walk first (borrowing the blocks), then move the reachable ones out: no copies.
+    let mut reachable: Vec<Cid> = Vec::new();
     let mut records = Vec::new();
-    let mut checked_records: HashSet<Cid> = HashSet::new();
+    let mut checked_records: HashSet<Cid, CidHasher> = HashSet::default();
     read::walk(&all, &commit.data, &mut |item| {
         match item {
-            WalkItem::Node { cid, bytes } => kept.insert(*cid, bytes.to_vec()),
+            WalkItem::Node { cid, .. } => reachable.push(*cid),
             WalkItem::Leaf { key, value } => {
                 check_record_path(key)?;
                 if checked_records.insert(*value) {
-                    let bytes = all.require_block(value)?;
-                    check_record_block(value, &bytes)?;
-                    kept.insert(*value, bytes);
+                    check_record_block(value, &all.require_block(value)?)?;
+                    reachable.push(*value);
                 }
                 records.push((key.to_owned(), *value));
             }
         }
         Ok(())
     })?;
+    let mut all = all;
+    let mut kept = MemoryBlocks::new();
+    let commit_bytes = all
+        .remove(commit_cid)
+        .ok_or(RepoError::missing(commit_cid))?;
+    kept.insert(*commit_cid, commit_bytes);
+    for cid in reachable {
+        if let Some(bytes) = all.remove(&cid) {
+            kept.insert(cid, bytes);
+        }
+    }
     Ok(VerifiedRepo {
         commit_cid: *commit_cid,
         commit,
@@ -135,28 +145,8 @@ pub fn check_record_path(path: &str) -> Result<()> {
 /// A record block must be a DAG-CBOR map that follows the atproto data model.
 fn check_record_block(cid: &Cid, bytes: &[u8]) -> Result<()> {
     if cid.codec() != pds_ipld::DAG_CBOR {
-        return Err(RepoError::Malformed {
-            what: "record",
-            cid: *cid,
-            reason: "not DAG-CBOR".into(),
-        });
+        return Err(RepoError::malformed("record", cid, "not DAG-CBOR"));
     }
-    let value: pds_ipld::Ipld = pds_ipld::from_cbor(bytes).map_err(|e| RepoError::Malformed {
-        what: "record",
-        cid: *cid,
-        reason: e.to_string(),
-    })?;
-    pds_ipld::json::validate_data_model(&value).map_err(|e| RepoError::Malformed {
-        what: "record",
-        cid: *cid,
-        reason: e.to_string(),
-    })?;
-    if !matches!(value, pds_ipld::Ipld::Map(_)) {
-        return Err(RepoError::Malformed {
-            what: "record",
-            cid: *cid,
-            reason: "not a map".into(),
-        });
-    }
-    Ok(())
+    pds_ipld::validate::validate_node_cbor(bytes)
+        .map_err(|e| RepoError::malformed("record", cid, e.to_string()))
 }

@@ -29,12 +29,12 @@ pub use repo::{CommitData, Repo, RepoOp, Write, WriteAction};
 pub enum RepoError {
     /// A block the structure points to is not in the store (or the CAR).
     #[error("missing block {0}")]
-    MissingBlock(Cid),
+    MissingBlock(Box<Cid>),
     /// A block exists but is not what its position requires (bad CBOR, wrong shape).
     #[error("malformed {what} {cid}: {reason}")]
     Malformed {
         what: &'static str,
-        cid: Cid,
+        cid: Box<Cid>,
         reason: String,
     },
     /// The MST is not in the one canonical shape its keys define.
@@ -58,6 +58,22 @@ pub enum RepoError {
 }
 
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;
+
+impl RepoError {
+    /// A block that should be there is not.
+    pub fn missing(cid: &Cid) -> RepoError {
+        RepoError::MissingBlock(Box::new(*cid))
+    }
+
+    /// A block that is not what its place requires.
+    pub fn malformed(what: &'static str, cid: &Cid, reason: impl Into<String>) -> RepoError {
+        RepoError::Malformed {
+            what,
+            cid: Box::new(*cid),
+            reason: reason.into(),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests;

@@ -261,10 +261,10 @@ impl Repo {
         let mut proof_blocks = Vec::new();
         for cid in proof_cids {
             if !fresh.contains(&cid) {
-                proof_blocks.push((cid, store.require_block(&cid)?));
+                proof_blocks.push((cid, store.require_block(&cid)?.into_owned()));
             }
         }
-        proof_blocks.sort_by(|a, b| a.0.cmp(&b.0));
+        proof_blocks.sort_by_key(|(cid, _)| *cid);
 
         let data = CommitData {
             did: self.commit.did.clone(),
@@ -285,13 +285,12 @@ impl Repo {
     }
 }
 
+/// The ops, the new record blocks, and the record CIDs that were overwritten or deleted.
+type AppliedWrites = (Vec<RepoOp>, Vec<(Cid, Vec<u8>)>, Vec<Cid>);
+
 /// Applies writes to the tree and returns the ops, the new record blocks, and the CIDs of
 /// records that were overwritten or deleted.
-fn apply_to_mst(
-    mst: &mut Mst,
-    store: &dyn BlockSource,
-    writes: &[Write],
-) -> Result<(Vec<RepoOp>, Vec<(Cid, Vec<u8>)>, Vec<Cid>)> {
+fn apply_to_mst(mst: &mut Mst, store: &dyn BlockSource, writes: &[Write]) -> Result<AppliedWrites> {
     let mut ops = Vec::with_capacity(writes.len());
     let mut blocks = Vec::with_capacity(writes.len());
     let mut replaced = Vec::new();

@@ -304,7 +304,7 @@ fn import_rejects_bad_repos() {
         let bad = encode_car(&roots, kept).unwrap();
         let err = expect_reject(&bad, &expect, what);
         assert!(
-            matches!(err, RepoError::MissingBlock(c) if c == missing),
+            matches!(&err, RepoError::MissingBlock(c) if **c == missing),
             "{what}: {err}"
         );
     }

@@ -144,7 +144,7 @@ fn commit_proof_fixtures() {
         let mut proof = MemoryBlocks::new();
         for key in adds.iter().chain(&dels) {
             for c in read::covering_proof(&store, &after, key).unwrap() {
-                proof.insert(c, store.require_block(&c).unwrap());
+                proof.insert(c, store.require_block(&c).unwrap().into_owned());
             }
         }
         for required in fixture["blocksInProof"].as_array().unwrap() {

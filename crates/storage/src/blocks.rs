@@ -1,5 +1,7 @@
 //! Reading one repo's blocks from the database.
 
+use std::borrow::Cow;
+
 use pds_repo::{BlockSource, Cid, RepoError};
 use rusqlite::{Connection, OptionalExtension};
 
@@ -10,13 +12,14 @@ pub struct RepoBlocks<'a> {
 }
 
 impl BlockSource for RepoBlocks<'_> {
-    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, RepoError> {
+    fn get_block(&self, cid: &Cid) -> Result<Option<Cow<'_, [u8]>>, RepoError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT bytes FROM repo_block WHERE did = ?1 AND cid = ?2")
             .map_err(|e| RepoError::Storage(e.to_string()))?;
-        stmt.query_row((self.did, cid.to_bytes()), |row| row.get(0))
+        stmt.query_row((self.did, cid.to_bytes()), |row| row.get::<_, Vec<u8>>(0))
             .optional()
+            .map(|bytes| bytes.map(Cow::Owned))
             .map_err(|e| RepoError::Storage(e.to_string()))
     }
 }

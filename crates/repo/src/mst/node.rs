@@ -84,13 +84,13 @@ pub fn encode_node(left: Option<Cid>, entries: &[(&str, Cid, Option<Cid>)]) -> R
 pub fn decode_node(cid: &Cid, bytes: &[u8]) -> Result<DecodedNode> {
     let malformed = |reason: String| RepoError::Malformed {
         what: "MST node",
-        cid: *cid,
+        cid: Box::new(*cid),
         reason,
     };
     let data: NodeData = pds_ipld::from_cbor(bytes).map_err(|e| malformed(e.to_string()))?;
     let mut entries: Vec<DecodedEntry> = Vec::with_capacity(data.e.len());
-    let mut prev: Vec<u8> = Vec::new();
     for (i, entry) in data.e.into_iter().enumerate() {
+        let prev = entries.last().map_or("", |e| e.key.as_str());
         let p = usize::try_from(entry.p).unwrap_or(usize::MAX);
         if p > prev.len() {
             return Err(malformed(format!(
@@ -101,16 +101,15 @@ pub fn decode_node(cid: &Cid, bytes: &[u8]) -> Result<DecodedNode> {
             return Err(malformed("first entry has a non-zero prefix length".into()));
         }
         let mut full = Vec::with_capacity(p + entry.k.len());
-        full.extend_from_slice(&prev[..p]);
+        full.extend_from_slice(&prev.as_bytes()[..p]);
         full.extend_from_slice(&entry.k);
-        if i > 0 && full <= prev {
+        if i > 0 && full.as_slice() <= prev.as_bytes() {
             return Err(malformed(format!(
                 "entry {i}: keys are not in strictly increasing order"
             )));
         }
-        let key = String::from_utf8(full.clone())
+        let key = String::from_utf8(full)
             .map_err(|_| malformed(format!("entry {i}: key is not UTF-8")))?;
-        prev = full;
         entries.push(DecodedEntry {
             key,
             value: entry.v,

@@ -257,7 +257,14 @@ fn walk_node(
                 entry.key
             )));
         }
-        *last_key = Some(entry.key.clone());
+        // One reused buffer for the previous key.
+        match last_key {
+            Some(last) => {
+                last.clear();
+                last.push_str(&entry.key);
+            }
+            None => *last_key = Some(entry.key.clone()),
+        }
         *count += 1;
         visit(WalkItem::Leaf {
             key: &entry.key,

@@ -1,0 +1,66 @@
+//! The HTTP surface: routes, XRPC handlers, and the middleware around them.
+//!
+//! Handlers live in a tree that mirrors NSIDs (`com/atproto/server/
+//! describe_server.rs` for `com.atproto.server.describeServer`), one function
+//! per method, thin: parse the request, call the layer below, shape the output.
+//! Errors are [`ApiError`]s.
+
+pub mod basic;
+pub mod com;
+pub mod error;
+pub mod xrpc;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::get;
+use tower_http::cors::CorsLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
+
+pub use error::ApiError;
+use xrpc::XrpcRouter;
+
+use crate::state::AppState;
+
+/// The body limit never goes below this, whatever the blob limit: JSON
+/// procedures (`applyWrites` with many records) need room too.
+const MIN_BODY_LIMIT: usize = 1024 * 1024;
+
+/// How long browsers may cache a CORS preflight answer (as the reference: a day).
+const CORS_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The whole application, ready to serve.
+pub fn app(state: AppState) -> Router {
+    let body_limit = usize::try_from(state.config.limits.blob_upload_limit)
+        .unwrap_or(usize::MAX)
+        .max(MIN_BODY_LIMIT);
+
+    let xrpc = XrpcRouter::new().query(basic::HEALTH, basic::health);
+    let xrpc = com::register(xrpc);
+
+    Router::new()
+        .route("/", get(basic::root))
+        .route("/robots.txt", get(basic::robots_txt))
+        .merge(xrpc.into_router())
+        .fallback(xrpc::not_found)
+        .with_state(state)
+        // Layers, innermost first. The body limit is enforced here, once, for
+        // every route; axum's own per-extractor default (2 MB) would refuse
+        // blobs, so it is turned off.
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        // Outside the limit so that its 413 gets the XRPC error body too.
+        .layer(middleware::from_fn(xrpc::json_error_bodies))
+        // Browser clients call XRPC from other origins; outermost, so that
+        // error responses carry the CORS headers and the browser can read them.
+        .layer(CorsLayer::permissive().max_age(CORS_MAX_AGE))
+        // Request traces at DEBUG (RUST_LOG=tower_http=debug). Error statuses
+        // are not logged as errors here: a 501 for an unknown method is the
+        // client's business, and real internal errors log themselves with
+        // their cause (`ApiError::internal`).
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
+}

@@ -1,0 +1,446 @@
+//! The server's configuration: `pds.toml`, overridden by environment variables.
+//!
+//! Loading happens in three steps, each able to stop start-up with one
+//! [`ConfigError`] line that names the setting:
+//!
+//! 1. [`Config::load`] reads the file and the environment and validates every
+//!    value. It does no other I/O, so `pds healthcheck` can use it too.
+//! 2. [`data_dir::prepare`] creates the data directory and proves it writable.
+//! 3. [`secrets::resolve`] fills in the secrets; in dev mode missing ones are
+//!    generated once and kept in the data directory.
+//!
+//! Every setting has an environment variable (the reference PDS's `pds.env`
+//! names) and a `[section] key` in `pds.toml`; [`settings`] lists them.
+
+pub mod data_dir;
+pub mod secrets;
+pub mod settings;
+mod source;
+mod values;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use pds_crypto::{Algorithm, Keypair};
+
+pub use secrets::Secrets;
+use settings as s;
+use source::{ConfigFile, Provenance, Sources};
+pub use source::{EnvLookup, Origin};
+
+/// The file read when no `--config` is given, if it exists in the current directory.
+pub const DEFAULT_CONFIG_FILE: &str = "pds.toml";
+
+/// The reference's default PDS port.
+pub const DEFAULT_PORT: u16 = 2583;
+/// 5 MiB, the reference's default blob upload limit.
+pub const DEFAULT_BLOB_UPLOAD_LIMIT: u64 = 5 * 1024 * 1024;
+/// One day, the reference's default firehose backfill window.
+pub const DEFAULT_REPO_BACKFILL_LIMIT_MS: u64 = 24 * 60 * 60 * 1000;
+pub const DEFAULT_PLC_URL: &str = "https://plc.directory";
+
+/// A setting that cannot be used, as one line: `<setting>: <problem>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The setting (environment variable or `file: section.key`) or the file.
+    pub subject: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(subject: &str, problem: impl Into<String>) -> ConfigError {
+        // One line, always: these are read in terminals and container logs.
+        let problem = problem.into().replace(['\n', '\r'], " ");
+        ConfigError {
+            subject: subject.to_string(),
+            problem,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.subject, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The validated configuration. Defaults follow the reference PDS.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub identity: IdentityConfig,
+    pub accounts: AccountsConfig,
+    /// `None` when no SMTP server is configured: mail is then not sent.
+    pub email: Option<EmailConfig>,
+    /// `None` when no AppView is configured: `app.bsky.*` is then not proxied.
+    pub appview: Option<ServiceEndpoint>,
+    pub report_service: Option<ServiceEndpoint>,
+    pub sync: SyncConfig,
+    pub limits: LimitsConfig,
+    /// Secrets as configured; [`secrets::resolve`] turns them into [`Secrets`].
+    pub secrets: ConfiguredSecrets,
+    provenance: Provenance,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The public host name, e.g. `pds.example.com`; `localhost` for development.
+    pub hostname: String,
+    pub port: u16,
+    /// The address to listen on. 127.0.0.1 unless the server must be reached
+    /// from outside the machine (containers use 0.0.0.0).
+    pub bind: IpAddr,
+    /// `http://localhost:<port>` for `localhost`, else `https://<hostname>`:
+    /// a public PDS sits behind a TLS-terminating proxy.
+    pub public_url: String,
+    /// This server's DID; `did:web:<hostname>` unless set.
+    pub service_did: String,
+    /// Relaxes production requirements for local development: secrets are
+    /// generated, and (as features land) plain-HTTP and loopback upstreams are allowed.
+    pub dev_mode: bool,
+    pub privacy_policy_url: Option<String>,
+    pub terms_of_service_url: Option<String>,
+    pub contact_email: Option<String>,
+}
+
+impl ServerConfig {
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind, self.port)
+    }
+
+    /// Records the port actually bound (it differs when `port` is 0) and, for
+    /// `localhost`, the public URL that contains it.
+    pub fn set_bound_port(&mut self, port: u16) {
+        self.port = port;
+        self.public_url = public_url(&self.hostname, port);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Holds the SQLite databases and, in dev mode, `secrets.toml`.
+    pub data_directory: PathBuf,
+    /// Where blobs are stored; `<data_directory>/blocks` unless set.
+    pub blobstore_disk_location: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// The did:plc directory to register and resolve DIDs with.
+    pub plc_url: String,
+    /// Handle suffixes offered to new accounts, each starting with a dot.
+    pub handle_domains: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    /// Whether account creation needs an invite code (the reference defaults to yes).
+    pub invite_required: bool,
+    /// Whether accounts may migrate in by importing a repository.
+    pub accepting_repo_imports: bool,
+}
+
+#[derive(Clone)]
+pub struct EmailConfig {
+    /// `smtp://` or `smtps://`, credentials included; never logged.
+    pub smtp_url: String,
+    pub from_address: String,
+}
+
+impl fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("smtp_url", &"<set>")
+            .field("from_address", &self.from_address)
+            .finish()
+    }
+}
+
+/// Another atproto service this PDS talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEndpoint {
+    pub url: String,
+    pub did: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Relays asked to crawl this PDS (`com.atproto.sync.requestCrawl`) as it starts.
+    pub crawlers: Vec<String>,
+    /// How far back a firehose subscriber's cursor may reach, in milliseconds.
+    pub repo_backfill_limit_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// The largest blob `com.atproto.repo.uploadBlob` accepts, in bytes.
+    pub blob_upload_limit: u64,
+    pub rate_limits_enabled: bool,
+}
+
+/// Secrets as found in the environment or file; any may be missing here.
+#[derive(Clone, Default)]
+pub struct ConfiguredSecrets {
+    pub jwt_secret: Option<String>,
+    pub admin_password: Option<String>,
+    pub plc_rotation_key: Option<Keypair>,
+}
+
+impl fmt::Debug for ConfiguredSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Say which are present, never what they are.
+        f.debug_struct("ConfiguredSecrets")
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<set>"),
+            )
+            .field("plc_rotation_key", &self.plc_rotation_key)
+            .finish()
+    }
+}
+
+/// `http://localhost:<port>` for local development, otherwise `https://<hostname>`.
+fn public_url(hostname: &str, port: u16) -> String {
+    if hostname == "localhost" {
+        format!("http://localhost:{port}")
+    } else {
+        format!("https://{hostname}")
+    }
+}
+
+impl Config {
+    /// Loads the configuration.
+    ///
+    /// `file` is the `--config` path; `None` means `./pds.toml` if it exists,
+    /// else built-in defaults. `env` looks up environment variables.
+    pub fn load(file: Option<&Path>, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+        let file = read_config_file(file)?;
+        Config::from_sources(Sources::new(file, env))
+    }
+
+    /// Loads from `pds.toml` text instead of a file (for tests and tools).
+    pub fn from_toml_str(text: &str, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+        let file = ConfigFile::parse(Path::new(DEFAULT_CONFIG_FILE), text)?;
+        Config::from_sources(Sources::new(Some(file), env))
+    }
+
+    /// The name of a setting as the user wrote it, for messages.
+    pub fn setting_name(&self, setting: &settings::Setting) -> String {
+        self.provenance.name(setting)
+    }
+
+    /// Where a setting's value came from.
+    pub fn origin(&self, setting: &settings::Setting) -> Origin {
+        self.provenance.origin(setting)
+    }
+
+    fn from_sources(mut src: Sources<'_>) -> Result<Config, ConfigError> {
+        // [server]
+        let hostname = src
+            .text(
+                &s::HOSTNAME,
+                "a hostname (a bare name such as pds.example.com: no scheme, port or path)",
+                values::is_hostname,
+            )?
+            .unwrap_or_else(|| "localhost".to_string());
+        let port = src.port(&s::PORT)?.unwrap_or(DEFAULT_PORT);
+        let bind = src.ip(&s::BIND)?.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let service_did = src
+            .did(&s::SERVICE_DID)?
+            .unwrap_or_else(|| format!("did:web:{hostname}"));
+        let dev_mode = src.boolean(&s::DEV_MODE)?.unwrap_or(false);
+        let privacy_policy_url = src.url(&s::PRIVACY_POLICY_URL)?;
+        let terms_of_service_url = src.url(&s::TERMS_OF_SERVICE_URL)?;
+        let contact_email = src.email_address(&s::CONTACT_EMAIL)?;
+
+        // [storage]
+        let data_directory = src
+            .text(&s::DATA_DIRECTORY, "a path", |t| !t.is_empty())?
+            .map_or_else(|| PathBuf::from("data"), PathBuf::from);
+        let blobstore_disk_location = src
+            .text(&s::BLOBSTORE_DISK_LOCATION, "a path", |t| !t.is_empty())?
+            .map_or_else(|| data_directory.join("blocks"), PathBuf::from);
+
+        // [identity]
+        let plc_url = src
+            .url(&s::PLC_URL)?
+            .unwrap_or_else(|| DEFAULT_PLC_URL.to_string());
+        let handle_domains = src
+            .list(
+                &s::HANDLE_DOMAINS,
+                "a handle domain (a dot, then a hostname, such as .example.com)",
+                values::is_handle_domain,
+            )?
+            .filter(|domains| !domains.is_empty())
+            .unwrap_or_else(|| {
+                // The reference's development setup hands out `.test` handles on localhost.
+                if hostname == "localhost" {
+                    vec![".test".to_string()]
+                } else {
+                    vec![format!(".{hostname}")]
+                }
+            });
+
+        // [accounts]
+        let invite_required = src.boolean(&s::INVITE_REQUIRED)?.unwrap_or(true);
+        let accepting_repo_imports = src.boolean(&s::ACCEPTING_REPO_IMPORTS)?.unwrap_or(true);
+
+        // [email]: both or neither.
+        let smtp_url = src.text(
+            &s::EMAIL_SMTP_URL,
+            "an smtp:// or smtps:// URL",
+            values::is_smtp_url,
+        )?;
+        let from_address = src.email_address(&s::EMAIL_FROM_ADDRESS)?;
+        let email = match (smtp_url, from_address) {
+            (Some(smtp_url), Some(from_address)) => Some(EmailConfig {
+                smtp_url,
+                from_address,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(missing_partner(
+                    &src,
+                    &s::EMAIL_FROM_ADDRESS,
+                    &s::EMAIL_SMTP_URL,
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(missing_partner(
+                    &src,
+                    &s::EMAIL_SMTP_URL,
+                    &s::EMAIL_FROM_ADDRESS,
+                ));
+            }
+        };
+
+        // [appview] and [report_service]: a URL needs the service's DID.
+        let appview = service_endpoint(&mut src, &s::APPVIEW_URL, &s::APPVIEW_DID)?;
+        let report_service =
+            service_endpoint(&mut src, &s::REPORT_SERVICE_URL, &s::REPORT_SERVICE_DID)?;
+
+        // [sync]
+        let crawlers = src
+            .list(&s::CRAWLERS, "an http(s) URL", values::is_http_url)?
+            .unwrap_or_default();
+        let repo_backfill_limit_ms = src
+            .uint(&s::REPO_BACKFILL_LIMIT_MS, "a number of milliseconds")?
+            .unwrap_or(DEFAULT_REPO_BACKFILL_LIMIT_MS);
+
+        // [limits]
+        let blob_upload_limit = src
+            .uint(&s::BLOB_UPLOAD_LIMIT, "a number of bytes")?
+            .unwrap_or(DEFAULT_BLOB_UPLOAD_LIMIT);
+        let rate_limits_enabled = src.boolean(&s::RATE_LIMITS_ENABLED)?.unwrap_or(false);
+
+        // [secrets]
+        let jwt_secret = src.secret(&s::JWT_SECRET)?;
+        let admin_password = src.secret(&s::ADMIN_PASSWORD)?;
+        let plc_rotation_key = match src.secret(&s::PLC_ROTATION_KEY)? {
+            None => None,
+            Some(hex) => Some(
+                Keypair::from_private_hex(Algorithm::K256, &hex).map_err(|e| {
+                    ConfigError::new(
+                        &src.name(&s::PLC_ROTATION_KEY),
+                        format!("not a k256 private key as 64 hex characters ({e})"),
+                    )
+                })?,
+            ),
+        };
+
+        Ok(Config {
+            server: ServerConfig {
+                public_url: public_url(&hostname, port),
+                hostname,
+                port,
+                bind,
+                service_did,
+                dev_mode,
+                privacy_policy_url,
+                terms_of_service_url,
+                contact_email,
+            },
+            storage: StorageConfig {
+                data_directory,
+                blobstore_disk_location,
+            },
+            identity: IdentityConfig {
+                plc_url,
+                handle_domains,
+            },
+            accounts: AccountsConfig {
+                invite_required,
+                accepting_repo_imports,
+            },
+            email,
+            appview,
+            report_service,
+            sync: SyncConfig {
+                crawlers,
+                repo_backfill_limit_ms,
+            },
+            limits: LimitsConfig {
+                blob_upload_limit,
+                rate_limits_enabled,
+            },
+            secrets: ConfiguredSecrets {
+                jwt_secret,
+                admin_password,
+                plc_rotation_key,
+            },
+            provenance: src.into_provenance(),
+        })
+    }
+}
+
+/// Reads the config file: the `--config` path (which must exist), else
+/// `./pds.toml` if present, else none.
+fn read_config_file(explicit: Option<&Path>) -> Result<Option<ConfigFile>, ConfigError> {
+    let path = match explicit {
+        Some(path) => path,
+        None => {
+            let default = Path::new(DEFAULT_CONFIG_FILE);
+            if !default.exists() {
+                return Ok(None);
+            }
+            default
+        }
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(&path.display().to_string(), format!("cannot read: {e}")))?;
+    ConfigFile::parse(path, &text).map(Some)
+}
+
+fn missing_partner(
+    src: &Sources<'_>,
+    missing: &settings::Setting,
+    because: &settings::Setting,
+) -> ConfigError {
+    ConfigError::new(
+        &src.name(missing),
+        format!("must be set because {} is set", src.name(because)),
+    )
+}
+
+fn service_endpoint(
+    src: &mut Sources<'_>,
+    url: &settings::Setting,
+    did: &settings::Setting,
+) -> Result<Option<ServiceEndpoint>, ConfigError> {
+    let url_value = src.url(url)?;
+    let did_value = src.did(did)?;
+    match (url_value, did_value) {
+        (Some(url), Some(did)) => Ok(Some(ServiceEndpoint { url, did })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(missing_partner(src, did, url)),
+        (None, Some(_)) => Err(missing_partner(src, url, did)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

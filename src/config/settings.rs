@@ -1,0 +1,189 @@
+//! The list of every setting: its environment variable and its key in `pds.toml`.
+//!
+//! This table is the single place a setting is named. The loader reads values
+//! through it, rejects `pds.toml` keys that are not in it (a typo must not be
+//! silently ignored), and error messages name settings with it. The
+//! environment variable names are those of the reference PDS's `pds.env`, so an
+//! existing `pds.env` works unchanged.
+
+/// One setting, known by two names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The environment variable, e.g. `PDS_PORT`. Overrides the file.
+    pub env: &'static str,
+    /// The `[section]` in `pds.toml`.
+    pub section: &'static str,
+    /// The key inside that section.
+    pub key: &'static str,
+    /// Secrets are never echoed back in error messages.
+    pub secret: bool,
+}
+
+const fn setting(env: &'static str, section: &'static str, key: &'static str) -> Setting {
+    Setting {
+        env,
+        section,
+        key,
+        secret: false,
+    }
+}
+
+const fn secret(env: &'static str, section: &'static str, key: &'static str) -> Setting {
+    Setting {
+        env,
+        section,
+        key,
+        secret: true,
+    }
+}
+
+// [server]: who this server is and where it listens.
+pub const HOSTNAME: Setting = setting("PDS_HOSTNAME", "server", "hostname");
+pub const PORT: Setting = setting("PDS_PORT", "server", "port");
+pub const BIND: Setting = setting("PDS_BIND", "server", "bind");
+pub const SERVICE_DID: Setting = setting("PDS_SERVICE_DID", "server", "service_did");
+pub const DEV_MODE: Setting = setting("PDS_DEV_MODE", "server", "dev_mode");
+pub const PRIVACY_POLICY_URL: Setting =
+    setting("PDS_PRIVACY_POLICY_URL", "server", "privacy_policy_url");
+pub const TERMS_OF_SERVICE_URL: Setting =
+    setting("PDS_TERMS_OF_SERVICE_URL", "server", "terms_of_service_url");
+pub const CONTACT_EMAIL: Setting = setting("PDS_CONTACT_EMAIL_ADDRESS", "server", "contact_email");
+
+// [storage]: where data lives on disk.
+pub const DATA_DIRECTORY: Setting = setting("PDS_DATA_DIRECTORY", "storage", "data_directory");
+pub const BLOBSTORE_DISK_LOCATION: Setting = setting(
+    "PDS_BLOBSTORE_DISK_LOCATION",
+    "storage",
+    "blobstore_disk_location",
+);
+
+// [identity]: DIDs and handles.
+pub const PLC_URL: Setting = setting("PDS_DID_PLC_URL", "identity", "plc_url");
+pub const HANDLE_DOMAINS: Setting =
+    setting("PDS_SERVICE_HANDLE_DOMAINS", "identity", "handle_domains");
+
+// [accounts]: who may sign up or move in.
+pub const INVITE_REQUIRED: Setting = setting("PDS_INVITE_REQUIRED", "accounts", "invite_required");
+pub const ACCEPTING_REPO_IMPORTS: Setting = setting(
+    "PDS_ACCEPTING_REPO_IMPORTS",
+    "accounts",
+    "accepting_repo_imports",
+);
+
+// [email]: outgoing mail. The SMTP URL usually carries a password.
+pub const EMAIL_SMTP_URL: Setting = secret("PDS_EMAIL_SMTP_URL", "email", "smtp_url");
+pub const EMAIL_FROM_ADDRESS: Setting = setting("PDS_EMAIL_FROM_ADDRESS", "email", "from_address");
+
+// [appview]: where app.bsky.* requests are proxied.
+pub const APPVIEW_URL: Setting = setting("PDS_BSKY_APP_VIEW_URL", "appview", "url");
+pub const APPVIEW_DID: Setting = setting("PDS_BSKY_APP_VIEW_DID", "appview", "did");
+
+// [report_service]: where moderation reports go.
+pub const REPORT_SERVICE_URL: Setting = setting("PDS_REPORT_SERVICE_URL", "report_service", "url");
+pub const REPORT_SERVICE_DID: Setting = setting("PDS_REPORT_SERVICE_DID", "report_service", "did");
+
+// [sync]: the firehose and the relays that read it.
+pub const CRAWLERS: Setting = setting("PDS_CRAWLERS", "sync", "crawlers");
+pub const REPO_BACKFILL_LIMIT_MS: Setting = setting(
+    "PDS_REPO_BACKFILL_LIMIT_MS",
+    "sync",
+    "repo_backfill_limit_ms",
+);
+
+// [limits]
+pub const BLOB_UPLOAD_LIMIT: Setting =
+    setting("PDS_BLOB_UPLOAD_LIMIT", "limits", "blob_upload_limit");
+pub const RATE_LIMITS_ENABLED: Setting =
+    setting("PDS_RATE_LIMITS_ENABLED", "limits", "rate_limits_enabled");
+
+// [secrets]: better given through the environment than written in pds.toml.
+pub const JWT_SECRET: Setting = secret("PDS_JWT_SECRET", "secrets", "jwt_secret");
+pub const ADMIN_PASSWORD: Setting = secret("PDS_ADMIN_PASSWORD", "secrets", "admin_password");
+pub const PLC_ROTATION_KEY: Setting = secret(
+    "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX",
+    "secrets",
+    "plc_rotation_key_k256_hex",
+);
+
+/// Every setting, in the order the README and `pds.toml` document them.
+pub const ALL: &[Setting] = &[
+    HOSTNAME,
+    PORT,
+    BIND,
+    SERVICE_DID,
+    DEV_MODE,
+    PRIVACY_POLICY_URL,
+    TERMS_OF_SERVICE_URL,
+    CONTACT_EMAIL,
+    DATA_DIRECTORY,
+    BLOBSTORE_DISK_LOCATION,
+    PLC_URL,
+    HANDLE_DOMAINS,
+    INVITE_REQUIRED,
+    ACCEPTING_REPO_IMPORTS,
+    EMAIL_SMTP_URL,
+    EMAIL_FROM_ADDRESS,
+    APPVIEW_URL,
+    APPVIEW_DID,
+    REPORT_SERVICE_URL,
+    REPORT_SERVICE_DID,
+    CRAWLERS,
+    REPO_BACKFILL_LIMIT_MS,
+    BLOB_UPLOAD_LIMIT,
+    RATE_LIMITS_ENABLED,
+    JWT_SECRET,
+    ADMIN_PASSWORD,
+    PLC_ROTATION_KEY,
+];
+
+/// The setting stored under `[section] key` in `pds.toml`, if there is one.
+pub fn by_toml_key(section: &str, key: &str) -> Option<&'static Setting> {
+    ALL.iter().find(|s| s.section == section && s.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        for (i, a) in ALL.iter().enumerate() {
+            for b in &ALL[i + 1..] {
+                assert_ne!(a.env, b.env);
+                assert!((a.section, a.key) != (b.section, b.key), "{a:?} / {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn reference_pds_env_names_are_all_known() {
+        // The variables an operator's pds.env from the reference distribution sets.
+        for name in [
+            "PDS_HOSTNAME",
+            "PDS_PORT",
+            "PDS_DATA_DIRECTORY",
+            "PDS_BLOBSTORE_DISK_LOCATION",
+            "PDS_BLOB_UPLOAD_LIMIT",
+            "PDS_DID_PLC_URL",
+            "PDS_JWT_SECRET",
+            "PDS_ADMIN_PASSWORD",
+            "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX",
+            "PDS_SERVICE_HANDLE_DOMAINS",
+            "PDS_INVITE_REQUIRED",
+            "PDS_CRAWLERS",
+            "PDS_BSKY_APP_VIEW_URL",
+            "PDS_BSKY_APP_VIEW_DID",
+            "PDS_REPORT_SERVICE_URL",
+            "PDS_REPORT_SERVICE_DID",
+            "PDS_EMAIL_SMTP_URL",
+            "PDS_EMAIL_FROM_ADDRESS",
+            "PDS_DEV_MODE",
+            "PDS_SERVICE_DID",
+            "PDS_RATE_LIMITS_ENABLED",
+            "PDS_ACCEPTING_REPO_IMPORTS",
+            "PDS_REPO_BACKFILL_LIMIT_MS",
+        ] {
+            assert!(ALL.iter().any(|s| s.env == name), "{name} is not a setting");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! An AT Protocol Personal Data Server.
+//!
+//! The server itself: configuration, the HTTP/XRPC surface, and start-up.
+//! Layers depend downward only:
+//!
+//! ```text
+//! main.rs (CLI)  ->  server (bind, serve, shut down)  ->  api (routes, handlers)
+//!                                                      ->  state (what handlers reach)
+//!                                                      ->  config (settings, secrets)
+//! ```
+//!
+//! Protocol building blocks (syntax, data model, crypto, repositories,
+//! storage) live in the workspace crates under `crates/`.
+
+pub mod api;
+pub mod config;
+pub mod healthcheck;
+pub mod logging;
+pub mod server;
+pub mod state;

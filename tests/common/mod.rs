@@ -1,0 +1,294 @@
+//! Helpers for end-to-end tests: run the real `pds` binary and talk to it
+//! over HTTP on 127.0.0.1.
+//!
+//! Each server runs in its own temporary directory with its own data
+//! directory and an ephemeral port (`PDS_PORT=0`); the port is read from the
+//! `listening on http://IP:PORT` log line. The child gets a clean environment
+//! (only what a test passes, plus PATH and RUST_LOG), so a developer's own
+//! PDS_* variables cannot change the outcome.
+
+// Each test file compiles this module separately and uses a different part of it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long a server may take to start. Generous: CI machines are slow and shared.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a stopping or failing server may take to exit.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The marker the server logs once it accepts connections (see src/server.rs).
+const LISTENING: &str = "listening on http://";
+
+pub fn pds_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_pds")
+}
+
+/// The `pds.toml` shipped at the repository root: the dev setup.
+pub fn shipped_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("pds.toml")
+}
+
+/// A `pds` command with a clean environment, run in `dir`.
+pub fn pds_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(pds_binary());
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+    command
+}
+
+/// What a command that ran to its end printed, and how it exited.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `pds <args>` to completion in a fresh temporary directory.
+pub fn run_pds(args: &[&str], env: &[(&str, &str)]) -> Finished {
+    let dir = TempDir::new().expect("temp dir");
+    run_pds_in(dir.path(), args, env)
+}
+
+pub fn run_pds_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Finished {
+    let mut child = pds_command(dir, args, env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pds");
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let status = wait_with_timeout(&mut child, EXIT_TIMEOUT)
+        .unwrap_or_else(|| panic!("pds {args:?} did not exit within {EXIT_TIMEOUT:?}"));
+    Finished {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn drain(mut stream: impl std::io::Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    })
+}
+
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for pds") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `pds serve`. Killed when dropped, if still running.
+pub struct TestServer {
+    child: Child,
+    /// The address the server bound.
+    pub addr: SocketAddr,
+    /// The server's working directory; `data/` inside it is the data directory.
+    pub dir: TempDir,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// How to start a [`TestServer`].
+pub struct ServerOptions<'a> {
+    /// `--config` file; `None` runs with built-in defaults.
+    pub config: Option<PathBuf>,
+    /// Extra environment variables, applied after the defaults below.
+    pub env: Vec<(&'a str, &'a str)>,
+    /// Reuse this working directory (to restart on the same data).
+    pub dir: Option<TempDir>,
+}
+
+impl Default for ServerOptions<'_> {
+    fn default() -> Self {
+        ServerOptions {
+            config: Some(shipped_config()),
+            env: Vec::new(),
+            dir: None,
+        }
+    }
+}
+
+impl TestServer {
+    /// Starts the dev setup (the shipped `pds.toml`) on an ephemeral port.
+    pub fn start() -> TestServer {
+        TestServer::start_with(ServerOptions::default())
+    }
+
+    pub fn start_with(options: ServerOptions<'_>) -> TestServer {
+        let dir = options
+            .dir
+            .unwrap_or_else(|| TempDir::new().expect("temp dir"));
+        let data = dir.path().join("data");
+        let data = data.to_str().expect("utf-8 temp path").to_string();
+        let mut env = vec![("PDS_PORT", "0"), ("PDS_DATA_DIRECTORY", data.as_str())];
+        env.extend(options.env.iter().copied());
+        let config = options
+            .config
+            .map(|p| p.to_str().expect("utf-8 path").to_string());
+        let mut args = vec!["serve"];
+        if let Some(config) = &config {
+            args.extend(["--config", config.as_str()]);
+        }
+        let mut child = pds_command(dir.path(), &args, &env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pds serve");
+
+        // Both streams feed one channel of lines; all lines are also kept for
+        // failure messages.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (lines_tx, lines) = mpsc::channel::<String>();
+        forward_lines(
+            child.stdout.take().expect("stdout"),
+            lines_tx.clone(),
+            log.clone(),
+        );
+        forward_lines(child.stderr.take().expect("stderr"), lines_tx, log.clone());
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left.max(Duration::from_millis(1))) {
+                Ok(line) => {
+                    if let Some(addr) = parse_listening_line(&line) {
+                        break addr;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "pds serve did not report its address within {START_TIMEOUT:?}; output:\n{}",
+                        log.lock().unwrap().join("\n")
+                    );
+                }
+            }
+        };
+        TestServer {
+            child,
+            addr,
+            dir,
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the server printed so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM and waits for the exit. Returns the status and the
+    /// working directory (to restart on the same data).
+    pub fn terminate(mut self) -> (ExitStatus, TempDir) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let status = wait_with_timeout(&mut self.child, EXIT_TIMEOUT).unwrap_or_else(|| {
+            panic!(
+                "pds did not exit within {EXIT_TIMEOUT:?} of SIGTERM; output:\n{}",
+                self.log()
+            )
+        });
+        // Moving the directory out of a Drop type: swap in an empty one.
+        let dir = std::mem::replace(&mut self.dir, TempDir::new().expect("temp dir"));
+        (status, dir)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn forward_lines(
+    stream: impl std::io::Read + Send + 'static,
+    lines: mpsc::Sender<String>,
+    log: Arc<Mutex<Vec<String>>>,
+) {
+    use std::io::BufRead;
+    thread::spawn(move || {
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            log.lock().unwrap().push(line.clone());
+            // The receiver is gone once the server has started; keep logging.
+            let _ = lines.send(line);
+        }
+    });
+}
+
+/// Finds the bound address in a `listening on http://IP:PORT` line, in the
+/// text or the JSON log format.
+pub fn parse_listening_line(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(LISTENING)? + LISTENING.len()..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"')
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Sends `request` as is over a fresh connection and returns everything the
+/// server answers until it closes (so send `Connection: close`).
+pub fn raw_http(addr: SocketAddr, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read response");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// An HTTP client that only ever goes where it is told (no proxies).
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
