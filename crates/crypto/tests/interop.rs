@@ -4,42 +4,12 @@
 //! beside the workspace (or wherever `ATPROTO_INTEROP_TESTS` points). A
 //! missing folder is a failure, not a skip.
 
-use std::path::PathBuf;
-
 use data_encoding::{BASE64, BASE64_NOPAD};
 use pds_crypto::{Algorithm, CryptoError, Keypair, PublicKey, verify_with_did_key};
 use serde_json::Value;
 
-fn vectors_dir() -> PathBuf {
-    let root = std::env::var_os("ATPROTO_INTEROP_TESTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/interop-tests"
-            ))
-        });
-    let dir = root.join("crypto");
-    assert!(
-        dir.is_dir(),
-        "interop vectors not found at {} (set ATPROTO_INTEROP_TESTS)",
-        dir.display()
-    );
-    dir
-}
-
 fn load(name: &str) -> Vec<Value> {
-    let path = vectors_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let value: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
-    let list = value
-        .as_array()
-        .unwrap_or_else(|| panic!("{name} is not a JSON array"))
-        .clone();
-    assert!(!list.is_empty(), "{name} has no vectors");
-    list
+    pds_interop_vectors::json_array(&format!("crypto/{name}"))
 }
 
 fn field<'a>(v: &'a Value, name: &str) -> &'a str {

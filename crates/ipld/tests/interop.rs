@@ -3,39 +3,13 @@
 //! The vectors live outside the project: `$ATPROTO_INTEROP_TESTS` or
 //! `<workspace>/../shared/interop-tests`. A missing folder is a failure, not a skip.
 
-use std::path::PathBuf;
-
 use data_encoding::BASE64_NOPAD;
 use pds_ipld::json::{cbor_to_json, ipld_to_json, json_to_cbor, json_to_ipld, validate_node};
 use pds_ipld::{Ipld, cid_for_cbor, from_cbor, parse_cid};
 use serde_json::Value;
 
-fn vectors_dir() -> PathBuf {
-    let root = std::env::var_os("ATPROTO_INTEROP_TESTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/interop-tests"
-            ))
-        });
-    let dir = root.join("data-model");
-    assert!(
-        dir.is_dir(),
-        "interop vectors not found at {} (set ATPROTO_INTEROP_TESTS)",
-        dir.display()
-    );
-    dir
-}
-
 fn load(name: &str) -> Vec<Value> {
-    let path = vectors_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    match serde_json::from_str(&text).unwrap() {
-        Value::Array(items) => items,
-        other => panic!("{name}: expected an array, got {other}"),
-    }
+    pds_interop_vectors::json_array(&format!("data-model/{name}"))
 }
 
 /// Base64 as the vectors write it (standard alphabet; tolerate padding).

@@ -97,17 +97,24 @@ pub fn verify_blocks(
         }
         Ok(())
     })?;
+    // Keep only what the commit reaches. Usually that is everything, and the map is kept as is.
     let mut all = all;
-    let mut kept = MemoryBlocks::new();
-    let commit_bytes = all
-        .remove(commit_cid)
-        .ok_or(RepoError::missing(commit_cid))?;
-    kept.insert(*commit_cid, commit_bytes);
-    for cid in reachable {
-        if let Some(bytes) = all.remove(&cid) {
-            kept.insert(cid, bytes);
+    let reached = reachable.len() + 1;
+    let kept = if reached == all.len() && all.contains(commit_cid) {
+        all
+    } else {
+        let mut kept = MemoryBlocks::new();
+        let commit_bytes = all
+            .remove(commit_cid)
+            .ok_or_else(|| RepoError::missing(commit_cid))?;
+        kept.insert(*commit_cid, commit_bytes);
+        for cid in reachable {
+            if let Some(bytes) = all.remove(&cid) {
+                kept.insert(cid, bytes);
+            }
         }
-    }
+        kept
+    };
     Ok(VerifiedRepo {
         commit_cid: *commit_cid,
         commit,

@@ -3,33 +3,12 @@
 //! CIDs before and after, the blocks the commit must carry, and that those blocks alone let a
 //! consumer undo the commit in any order.
 
-use std::path::PathBuf;
-
 use pds_repo::mst::{Mst, common_prefix_len, key_height, read};
 use pds_repo::{BlockSource, Cid, MemoryBlocks};
 use serde_json::Value;
 
-fn vectors_dir() -> PathBuf {
-    let dir = std::env::var_os("ATPROTO_INTEROP_TESTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/interop-tests"
-            ))
-        });
-    assert!(
-        dir.is_dir(),
-        "interop test vectors not found at {} (set ATPROTO_INTEROP_TESTS)",
-        dir.display()
-    );
-    dir
-}
-
 fn read_json(rel: &str) -> Value {
-    let path = vectors_dir().join(rel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
+    Value::Array(pds_interop_vectors::json_array(rel))
 }
 
 fn cid(s: &Value) -> Cid {
@@ -54,14 +33,9 @@ fn key_heights() {
 #[test]
 fn example_keys_encode_their_height() {
     // The example keys are named `<letter><height>/<digits>`.
-    let text = std::fs::read_to_string(vectors_dir().join("mst/example_keys.txt")).unwrap();
-    let keys: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let keys = pds_interop_vectors::lines("mst/example_keys.txt");
     assert!(keys.len() > 100);
-    for key in keys {
+    for key in &keys {
         let expected: u32 = key[1..2].parse().unwrap();
         assert_eq!(key_height(key.as_bytes()), expected, "key {key:?}");
     }

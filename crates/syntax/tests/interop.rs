@@ -5,47 +5,13 @@
 //! else in `shared/interop-tests` beside the workspace. A missing folder is a
 //! failure, not a skip: a green run must mean the vectors were checked.
 
-use std::path::PathBuf;
-
 use pds_syntax::{
     AtIdentifier, AtUri, Datetime, Did, Handle, Language, Nsid, RecordKey, Tid,
     is_valid_cid_syntax, is_valid_uri,
 };
 
-fn vectors_dir() -> PathBuf {
-    let root = std::env::var_os("ATPROTO_INTEROP_TESTS").map_or_else(
-        || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/interop-tests"
-            ))
-        },
-        PathBuf::from,
-    );
-    let dir = root.join("syntax");
-    assert!(
-        dir.is_dir(),
-        "interop vectors not found at {} (set ATPROTO_INTEROP_TESTS)",
-        dir.display()
-    );
-    dir
-}
-
-/// One value per line; `#` starts a comment line; blank lines are skipped.
-/// Lines are otherwise taken verbatim: leading and trailing spaces are part
-/// of some (invalid) vectors.
 fn read_vectors(file: &str) -> Vec<String> {
-    let path = vectors_dir().join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let lines: Vec<String> = text
-        .split('\n')
-        .map(|line| line.strip_suffix('\r').unwrap_or(line))
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_owned)
-        .collect();
-    assert!(!lines.is_empty(), "{file} has no vectors");
-    lines
+    pds_interop_vectors::lines(&format!("syntax/{file}"))
 }
 
 /// Checks `accepts` against `<kind>_syntax_valid.txt` and

@@ -263,3 +263,37 @@ fn decode_rejects_unsorted_and_bad_prefixes() {
     let cid = pds_ipld::cid_for_cbor(&bytes);
     assert!(decode_node(&cid, &bytes).is_err());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Corrupted node bytes never panic the decoder, and whatever it accepts re-encodes to the
+    /// very same bytes: only the canonical encoding gets through.
+    #[test]
+    fn node_decoder_accepts_only_canonical_bytes(
+        keys in prop::collection::btree_set(0u16..500, 1..12),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        let mut entries: Vec<(String, Cid, Option<Cid>)> =
+            keys.iter().map(|&k| (key(k), value(k as u8), (k % 3 == 0).then(|| value(1)))).collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let refs: Vec<(&str, Cid, Option<Cid>)> = entries.iter().map(|(k, v, t)| (k.as_str(), *v, *t)).collect();
+        let mut bytes = encode_node(Some(value(9)), &refs).unwrap();
+        let cid = pds_ipld::cid_for_cbor(&bytes);
+        let good = decode_node(&cid, &bytes).unwrap();
+        prop_assert_eq!(good.entries.len(), entries.len());
+        for (index, byte) in edits {
+            let i = index.index(bytes.len());
+            bytes[i] = byte;
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut.index(bytes.len()));
+        }
+        if let Ok(node) = decode_node(&cid, &bytes) {
+            let refs: Vec<(&str, Cid, Option<Cid>)> =
+                node.entries.iter().map(|e| (e.key.as_str(), e.value, e.right)).collect();
+            prop_assert_eq!(encode_node(node.left, &refs).unwrap(), bytes);
+        }
+    }
+}
