@@ -282,31 +282,10 @@ impl<R: Read> CarReader<R> {
             )));
         }
         let mut section = read_body(&mut self.reader, len as usize, "section")?;
-
-        let mut rest: &[u8] = &section;
-        let cid = Cid::read_bytes(&mut rest).map_err(|e| car_err(format!("bad block CID: {e}")))?;
-        let cid_len = section.len() - rest.len();
+        let (cid, data) = split_section(&section, &self.limits)?;
+        let cid_len = section.len() - data.len();
         section.drain(..cid_len);
-        let data = section;
-        if data.len() > self.limits.max_block_bytes {
-            return Err(car_err(format!(
-                "block {cid} of {} bytes exceeds the limit of {}",
-                data.len(),
-                self.limits.max_block_bytes
-            )));
-        }
-        if self.limits.verify_cids {
-            if cid.hash().code() != SHA2_256 {
-                return Err(car_err(format!(
-                    "block {cid} uses hash 0x{:x}, only sha2-256 can be verified",
-                    cid.hash().code()
-                )));
-            }
-            if cid.hash().digest() != sha256(&data) {
-                return Err(car_err(format!("block {cid} does not match its CID")));
-            }
-        }
-        Ok(Some((cid, data)))
+        Ok(Some((cid, section)))
     }
 }
 
@@ -328,6 +307,132 @@ impl<R: Read> Iterator for CarReader<R> {
                 item
             }
         }
+    }
+}
+
+/// Splits a section into its CID and data, enforcing the block limit and (if asked) that the
+/// data hashes to the CID.
+fn split_section<'a>(section: &'a [u8], limits: &CarLimits) -> Result<(Cid, &'a [u8])> {
+    let mut data: &[u8] = section;
+    let cid = Cid::read_bytes(&mut data).map_err(|e| car_err(format!("bad block CID: {e}")))?;
+    if data.len() > limits.max_block_bytes {
+        return Err(car_err(format!(
+            "block {cid} of {} bytes exceeds the limit of {}",
+            data.len(),
+            limits.max_block_bytes
+        )));
+    }
+    if limits.verify_cids {
+        if cid.hash().code() != SHA2_256 {
+            return Err(car_err(format!(
+                "block {cid} uses hash 0x{:x}, only sha2-256 can be verified",
+                cid.hash().code()
+            )));
+        }
+        if cid.hash().digest() != sha256(data) {
+            return Err(car_err(format!("block {cid} does not match its CID")));
+        }
+    }
+    Ok((cid, data))
+}
+
+/// A whole CAR held in one buffer, its blocks verified and indexed where they lie: no copy or
+/// allocation per block. This is how a repository import reads its input: the CAR must be held
+/// whole anyway to walk the tree, and this holds it once.
+pub struct CarBuffer {
+    bytes: Vec<u8>,
+    roots: Vec<Cid>,
+    index: crate::CidMap<(usize, usize)>,
+}
+
+impl CarBuffer {
+    /// Parses and verifies `bytes` as a CAR v1 file under `limits`.
+    pub fn parse(bytes: Vec<u8>, limits: CarLimits) -> Result<CarBuffer> {
+        let mut rest: &[u8] = &bytes;
+        let len =
+            read_varint(&mut rest, "header")?.ok_or_else(|| car_err("empty input: no header"))?;
+        if len == 0 {
+            return Err(car_err("empty header"));
+        }
+        if len > limits.max_header_bytes as u64 {
+            return Err(car_err(format!(
+                "header of {len} bytes exceeds the limit of {}",
+                limits.max_header_bytes
+            )));
+        }
+        let header = rest
+            .get(..len as usize)
+            .ok_or_else(|| car_err("truncated header"))?;
+        let roots = decode_header(header)?;
+        rest = &rest[len as usize..];
+        // Blocks of a repo average a few hundred bytes: size the index once.
+        let mut index =
+            crate::CidMap::with_capacity_and_hasher(bytes.len() / 256, Default::default());
+        let max = limits.max_block_bytes.saturating_add(MAX_CID_BYTES) as u64;
+        while let Some(len) = read_varint(&mut rest, "section")? {
+            if len == 0 {
+                return Err(car_err("empty section"));
+            }
+            if len > max {
+                return Err(car_err(format!(
+                    "section of {len} bytes exceeds the limit of {max}"
+                )));
+            }
+            let section = rest
+                .get(..len as usize)
+                .ok_or_else(|| car_err("truncated section"))?;
+            let (cid, data) = split_section(section, &limits)?;
+            let start = bytes.len() - rest.len() + (section.len() - data.len());
+            index
+                .entry(crate::CidKey(cid))
+                .or_insert((start, start + data.len()));
+            rest = &rest[len as usize..];
+        }
+        Ok(CarBuffer {
+            bytes,
+            roots,
+            index,
+        })
+    }
+
+    /// Reads all of `reader` (at most `max_bytes`) and parses it.
+    pub fn read<R: Read>(reader: R, max_bytes: u64, limits: CarLimits) -> Result<CarBuffer> {
+        let mut bytes = Vec::new();
+        reader
+            .take(max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(car_err(format!(
+                "CAR larger than the limit of {max_bytes} bytes"
+            )));
+        }
+        Self::parse(bytes, limits)
+    }
+
+    /// The roots named by the header.
+    pub fn roots(&self) -> &[Cid] {
+        &self.roots
+    }
+
+    /// The data of block `cid`, if the CAR holds it.
+    pub fn get(&self, cid: &Cid) -> Option<&[u8]> {
+        self.index
+            .get(&crate::CidKey(*cid))
+            .map(|&(start, end)| &self.bytes[start..end])
+    }
+
+    /// The number of distinct blocks.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Size of the CAR in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
     }
 }
 
@@ -603,9 +708,31 @@ mod tests {
         assert!(r.next().is_none());
     }
 
+    #[test]
+    fn buffer_matches_the_streaming_reader() {
+        let car = sample_car();
+        let (roots, blocks) = decode_car(&car).unwrap();
+        let buffer = CarBuffer::parse(car.clone(), CarLimits::default()).unwrap();
+        assert_eq!(buffer.roots(), roots.as_slice());
+        assert_eq!(buffer.len(), blocks.len());
+        for (cid, data) in &blocks {
+            assert_eq!(buffer.get(cid), Some(data.as_slice()));
+        }
+        // Cut anywhere: an error, or (at a section boundary) a valid shorter CAR.
+        for cut in 0..car.len() {
+            let streamed = decode_car(&car[..cut]);
+            let buffered = CarBuffer::parse(car[..cut].to_vec(), CarLimits::default());
+            assert_eq!(streamed.is_ok(), buffered.is_ok(), "cut at {cut}");
+        }
+        assert!(
+            CarBuffer::read(car.as_slice(), car.len() as u64 - 1, CarLimits::default()).is_err()
+        );
+    }
+
     proptest! {
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = CarBuffer::parse(bytes.clone(), CarLimits::default());
             let _ = decode_car(&bytes);
             // Also behind a valid header, so section parsing sees the random bytes.
             let mut car = header_bytes(&[]);

@@ -19,7 +19,7 @@ pub mod car;
 pub mod json;
 pub mod validate;
 
-pub use car::{Block, CarLimits, CarReader, CarWriter, decode_car, encode_car};
+pub use car::{Block, CarBuffer, CarLimits, CarReader, CarWriter, decode_car, encode_car};
 pub use json::{
     BlobRef, cbor_to_json, collect_blob_refs, ipld_to_json, json_to_cbor, json_to_ipld,
     validate_data_model, validate_node, validate_record,
@@ -91,6 +91,25 @@ pub fn parse_cid(s: &str) -> Result<Cid> {
     s.parse::<Cid>()
         .map_err(|e| Error::Cid(format!("{s:?}: {e}")))
 }
+
+/// A CID as a hash-map key that hashes only what varies (codec and digest), for the maps of
+/// blocks that imports, exports and commits build. Equality is full CID equality, and the maps
+/// use a seeded hasher, so crafted blocks cannot aim at one bucket.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct CidKey(pub Cid);
+
+impl std::hash::Hash for CidKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.codec());
+        state.write(self.0.hash().digest());
+    }
+}
+
+/// The seeded hasher for [`CidKey`] maps.
+pub type CidHasher = foldhash::fast::RandomState;
+
+/// A map keyed by CID.
+pub type CidMap<V> = std::collections::HashMap<CidKey, V, CidHasher>;
 
 /// Encodes a value as canonical DAG-CBOR (map keys sorted length-first, CIDs as tag 42).
 pub fn to_cbor<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {

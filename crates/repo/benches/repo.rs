@@ -192,6 +192,7 @@ fn main() {
     let expect = ImportExpectations {
         did: Some(did),
         signing_key: Some(&pubkey),
+        ..Default::default()
     };
     let imp = time(runs, || {
         read_car(car.as_slice(), &expect).unwrap().records.len()

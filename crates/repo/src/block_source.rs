@@ -26,14 +26,12 @@ impl<T: BlockSource + ?Sized> BlockSource for &T {
     }
 }
 
-/// Hashing for CID-keyed maps. CIDs are hashes already and come from untrusted input as often as
-/// not, so a fast seeded hash (foldhash) is both quick and safe against crafted collisions.
-pub type CidHasher = foldhash::fast::RandomState;
+pub use pds_ipld::{CidHasher, CidKey};
 
 /// Blocks held in memory: tests, CAR imports, and the blocks of a commit being built.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryBlocks {
-    blocks: HashMap<Cid, Vec<u8>, CidHasher>,
+    blocks: HashMap<CidKey, Vec<u8>, CidHasher>,
 }
 
 impl MemoryBlocks {
@@ -41,16 +39,16 @@ impl MemoryBlocks {
         Self::default()
     }
     pub fn insert(&mut self, cid: Cid, bytes: Vec<u8>) {
-        self.blocks.insert(cid, bytes);
+        self.blocks.insert(CidKey(cid), bytes);
     }
     pub fn contains(&self, cid: &Cid) -> bool {
-        self.blocks.contains_key(cid)
+        self.blocks.contains_key(&CidKey(*cid))
     }
     pub fn get(&self, cid: &Cid) -> Option<&Vec<u8>> {
-        self.blocks.get(cid)
+        self.blocks.get(&CidKey(*cid))
     }
     pub fn remove(&mut self, cid: &Cid) -> Option<Vec<u8>> {
-        self.blocks.remove(cid)
+        self.blocks.remove(&CidKey(*cid))
     }
     pub fn len(&self) -> usize {
         self.blocks.len()
@@ -59,30 +57,34 @@ impl MemoryBlocks {
         self.blocks.is_empty()
     }
     pub fn iter(&self) -> impl Iterator<Item = (&Cid, &Vec<u8>)> {
-        self.blocks.iter()
+        self.blocks.iter().map(|(k, v)| (&k.0, v))
     }
-    pub fn into_inner(self) -> HashMap<Cid, Vec<u8>, CidHasher> {
-        self.blocks
+    pub fn into_inner(self) -> impl Iterator<Item = (Cid, Vec<u8>)> {
+        self.blocks.into_iter().map(|(k, v)| (k.0, v))
     }
 }
 
 impl Extend<(Cid, Vec<u8>)> for MemoryBlocks {
     fn extend<I: IntoIterator<Item = (Cid, Vec<u8>)>>(&mut self, iter: I) {
-        self.blocks.extend(iter)
+        self.blocks
+            .extend(iter.into_iter().map(|(c, b)| (CidKey(c), b)))
     }
 }
 
 impl FromIterator<(Cid, Vec<u8>)> for MemoryBlocks {
     fn from_iter<I: IntoIterator<Item = (Cid, Vec<u8>)>>(iter: I) -> Self {
         Self {
-            blocks: iter.into_iter().collect(),
+            blocks: iter.into_iter().map(|(c, b)| (CidKey(c), b)).collect(),
         }
     }
 }
 
 impl BlockSource for MemoryBlocks {
     fn get_block(&self, cid: &Cid) -> Result<Option<Cow<'_, [u8]>>> {
-        Ok(self.blocks.get(cid).map(|b| Cow::Borrowed(b.as_slice())))
+        Ok(self
+            .blocks
+            .get(&CidKey(*cid))
+            .map(|b| Cow::Borrowed(b.as_slice())))
     }
 }
 

@@ -6,43 +6,95 @@
 //! blocks reachable from the commit are kept. On any failure nothing is returned, so a caller
 //! that stores only what this returns never stores part of a bad repo.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::io::Read;
 
 use cid::Cid;
 use pds_crypto::PublicKey;
-use pds_ipld::car::CarReader;
+use pds_ipld::car::{CarBuffer, CarLimits};
 
-use crate::block_source::CidHasher;
+use crate::block_source::{CidHasher, CidKey};
 use crate::commit::Commit;
 use crate::mst::read::{self, WalkItem};
-use crate::{BlockSource, MemoryBlocks, RepoError, Result};
+use crate::{BlockSource, RepoError, Result};
 
-/// A repository that passed every check.
-#[derive(Debug)]
+/// A repository that passed every check. It holds the CAR it came from; only the blocks the
+/// commit reaches are handed out.
 pub struct VerifiedRepo {
     pub commit_cid: Cid,
     pub commit: Commit,
-    /// Every block reachable from the commit, and nothing else.
-    pub blocks: MemoryBlocks,
     /// Every record as `(collection/rkey, record CID)`, in key order.
     pub records: Vec<(String, Cid)>,
+    car: CarBuffer,
+    /// The commit, the MST nodes and the distinct record blocks.
+    reachable: Vec<Cid>,
+}
+
+impl std::fmt::Debug for VerifiedRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedRepo")
+            .field("commit_cid", &self.commit_cid)
+            .field("records", &self.records.len())
+            .field("blocks", &self.reachable.len())
+            .finish()
+    }
+}
+
+impl VerifiedRepo {
+    /// Every block reachable from the commit, and nothing else (unreferenced blocks in the CAR
+    /// are dropped).
+    pub fn blocks(&self) -> impl Iterator<Item = (&Cid, &[u8])> {
+        self.reachable
+            .iter()
+            .map(|cid| (cid, self.car.get(cid).expect("verified present")))
+    }
+
+    /// The number of reachable blocks.
+    pub fn block_count(&self) -> usize {
+        self.reachable.len()
+    }
+}
+
+impl BlockSource for CarBuffer {
+    fn get_block(&self, cid: &Cid) -> Result<Option<Cow<'_, [u8]>>> {
+        Ok(self.get(cid).map(Cow::Borrowed))
+    }
 }
 
 /// What the importer expects of the repo.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct ImportExpectations<'a> {
     /// The account the repo must belong to.
     pub did: Option<&'a str>,
     /// The key the commit must be signed with.
     pub signing_key: Option<&'a PublicKey>,
+    /// The largest CAR accepted, in bytes.
+    pub max_car_bytes: u64,
 }
 
-/// Reads a CAR stream and verifies it as a complete repository.
+/// Imports are refused above this size unless the caller says otherwise.
+pub const DEFAULT_MAX_CAR_BYTES: u64 = 1 << 30;
+
+impl Default for ImportExpectations<'_> {
+    fn default() -> Self {
+        ImportExpectations {
+            did: None,
+            signing_key: None,
+            max_car_bytes: DEFAULT_MAX_CAR_BYTES,
+        }
+    }
+}
+
+/// Reads a CAR and verifies it as a complete repository.
 pub fn read_car<R: Read>(input: R, expect: &ImportExpectations<'_>) -> Result<VerifiedRepo> {
-    let mut reader = CarReader::new(input)?;
-    let roots = reader.roots().to_vec();
-    let commit_cid = match roots.as_slice() {
+    let car = CarBuffer::read(input, expect.max_car_bytes, CarLimits::default())?;
+    verify_car(car, expect)
+}
+
+/// Verifies a repository held in a parsed CAR (every block already matched its CID).
+pub fn verify_car(car: CarBuffer, expect: &ImportExpectations<'_>) -> Result<VerifiedRepo> {
+    let commit_cid = match car.roots() {
         [root] => *root,
         [] => return Err(RepoError::InvalidCommit("the CAR names no root".into())),
         _ => {
@@ -51,21 +103,7 @@ pub fn read_car<R: Read>(input: R, expect: &ImportExpectations<'_>) -> Result<Ve
             ));
         }
     };
-    let mut all = MemoryBlocks::new();
-    for block in &mut reader {
-        let (cid, bytes) = block?;
-        all.insert(cid, bytes);
-    }
-    verify_blocks(all, &commit_cid, expect)
-}
-
-/// Verifies a repository held in `blocks` under the commit `commit_cid`.
-pub fn verify_blocks(
-    all: MemoryBlocks,
-    commit_cid: &Cid,
-    expect: &ImportExpectations<'_>,
-) -> Result<VerifiedRepo> {
-    let commit = Commit::from_block(commit_cid, &all.require_block(commit_cid)?)?;
+    let commit = Commit::from_block(&commit_cid, &car.require_block(&commit_cid)?)?;
     if let Some(did) = expect.did
         && commit.did != did
     {
@@ -79,17 +117,16 @@ pub fn verify_blocks(
     }
     check_rev_not_in_future(&commit.rev)?;
 
-    // Walk first (borrowing the blocks), then move the reachable ones out: no copies.
-    let mut reachable: Vec<Cid> = Vec::new();
+    let mut reachable: Vec<Cid> = vec![commit_cid];
     let mut records = Vec::new();
-    let mut checked_records: HashSet<Cid, CidHasher> = HashSet::default();
-    read::walk(&all, &commit.data, &mut |item| {
+    let mut checked_records: HashSet<CidKey, CidHasher> = HashSet::default();
+    read::walk(&car, &commit.data, &mut |item| {
         match item {
             WalkItem::Node { cid, .. } => reachable.push(*cid),
             WalkItem::Leaf { key, value } => {
                 check_record_path(key)?;
-                if checked_records.insert(*value) {
-                    check_record_block(value, &all.require_block(value)?)?;
+                if checked_records.insert(CidKey(*value)) {
+                    check_record_block(value, &car.require_block(value)?)?;
                     reachable.push(*value);
                 }
                 records.push((key.to_owned(), *value));
@@ -97,29 +134,12 @@ pub fn verify_blocks(
         }
         Ok(())
     })?;
-    // Keep only what the commit reaches. Usually that is everything, and the map is kept as is.
-    let mut all = all;
-    let reached = reachable.len() + 1;
-    let kept = if reached == all.len() && all.contains(commit_cid) {
-        all
-    } else {
-        let mut kept = MemoryBlocks::new();
-        let commit_bytes = all
-            .remove(commit_cid)
-            .ok_or_else(|| RepoError::missing(commit_cid))?;
-        kept.insert(*commit_cid, commit_bytes);
-        for cid in reachable {
-            if let Some(bytes) = all.remove(&cid) {
-                kept.insert(cid, bytes);
-            }
-        }
-        kept
-    };
     Ok(VerifiedRepo {
-        commit_cid: *commit_cid,
+        commit_cid,
         commit,
-        blocks: kept,
         records,
+        car,
+        reachable,
     })
 }
 

@@ -266,11 +266,12 @@ fn export_is_deterministic_and_import_round_trips() {
     let expect = ImportExpectations {
         did: Some(DID),
         signing_key: Some(&pubkey),
+        ..Default::default()
     };
     let verified = read_car(car.as_slice(), &expect).unwrap();
     assert_eq!(verified.commit_cid, *f.repo.commit_cid());
     assert_eq!(verified.records.len(), 199);
-    assert_eq!(verified.blocks.len(), f.store.len());
+    assert_eq!(verified.block_count(), f.store.len());
 }
 
 fn expect_reject(car: &[u8], expect: &ImportExpectations<'_>, what: &str) -> RepoError {
@@ -287,6 +288,7 @@ fn import_rejects_bad_repos() {
     let expect = ImportExpectations {
         did: Some(DID),
         signing_key: Some(&pubkey),
+        ..Default::default()
     };
     let car = f.car();
     let (roots, blocks) = pds_ipld::car::decode_car(&car).unwrap();
@@ -316,6 +318,7 @@ fn import_rejects_bad_repos() {
         &ImportExpectations {
             did: Some(DID),
             signing_key: Some(&other),
+            ..Default::default()
         },
         "wrong key",
     );
@@ -325,6 +328,7 @@ fn import_rejects_bad_repos() {
         &ImportExpectations {
             did: Some("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"),
             signing_key: None,
+            ..Default::default()
         },
         "wrong did",
     );
@@ -379,6 +383,7 @@ fn import_rejects_a_non_canonical_tree_even_when_signed() {
         &ImportExpectations {
             did: Some(DID),
             signing_key: Some(&pubkey),
+            ..Default::default()
         },
         "non-canonical",
     );

@@ -305,7 +305,7 @@ impl StoreTx<'_> {
             let mut put = self.tx.prepare_cached(
                 "INSERT INTO repo_block (did, cid, rev, bytes) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            for (cid, bytes) in repo.blocks.iter() {
+            for (cid, bytes) in repo.blocks() {
                 put.execute((did, cid.to_bytes(), rev, bytes))?;
             }
             let mut rec = self.tx.prepare_cached(

@@ -288,6 +288,7 @@ fn export_verifies_and_import_reproduces_the_repo() {
         &ImportExpectations {
             did: Some(ALICE),
             signing_key: Some(&pubkey),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -326,6 +327,7 @@ fn export_verifies_and_import_reproduces_the_repo() {
         &ImportExpectations {
             did: Some(ALICE),
             signing_key: Some(&pubkey),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -353,7 +355,8 @@ fn a_bad_import_stores_nothing() {
             car.as_slice(),
             &ImportExpectations {
                 did: Some(ALICE),
-                signing_key: Some(&wrong)
+                signing_key: Some(&wrong),
+                ..Default::default()
             }
         )
         .is_err()

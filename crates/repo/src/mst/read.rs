@@ -194,106 +194,112 @@ pub fn walk(
     root: &Cid,
     visit: &mut dyn FnMut(WalkItem<'_>) -> Result<()>,
 ) -> Result<u64> {
-    let bytes = store.require_block(root)?;
-    let node = decode_node(root, &bytes)?;
-    let layer = match (node.entries.first(), node.left) {
-        (Some(first), _) => key_height(first.key.as_bytes()),
-        (None, None) => 0,
-        (None, Some(_)) => {
-            return Err(RepoError::InvalidMst(
-                "root node has no keys but a subtree".into(),
-            ));
-        }
-    };
-    let mut count = 0;
-    let mut last_key: Option<String> = None;
-    walk_node(
+    Walker {
         store,
-        root,
-        &bytes,
-        node,
-        layer,
-        true,
-        &mut last_key,
-        &mut count,
         visit,
-    )?;
-    Ok(count)
+        checked: true,
+        last_key: String::new(),
+        count: 0,
+    }
+    .run(root)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn walk_node(
+/// Like [`walk`] without the canonical-shape checks (a sha256 per key), for trees this server
+/// built or already verified, such as its own repos on export.
+pub fn walk_trusted(
     store: &dyn BlockSource,
-    cid: &Cid,
-    bytes: &[u8],
-    node: DecodedNode,
-    layer: u32,
-    is_root: bool,
-    last_key: &mut Option<String>,
-    count: &mut u64,
+    root: &Cid,
     visit: &mut dyn FnMut(WalkItem<'_>) -> Result<()>,
-) -> Result<()> {
-    if !is_root && node.entries.is_empty() && node.left.is_none() {
-        return Err(RepoError::InvalidMst(format!(
-            "empty node {cid} inside the tree"
-        )));
+) -> Result<u64> {
+    Walker {
+        store,
+        visit,
+        checked: false,
+        last_key: String::new(),
+        count: 0,
     }
-    visit(WalkItem::Node { cid, bytes })?;
-    walk_child(store, cid, node.left, layer, last_key, count, visit)?;
-    for entry in &node.entries {
-        let height = key_height(entry.key.as_bytes());
-        if height != layer {
-            return Err(RepoError::InvalidMst(format!(
-                "key {:?} of height {height} is in a node on layer {layer}",
-                entry.key
-            )));
-        }
-        if last_key
-            .as_deref()
-            .is_some_and(|last| entry.key.as_str() <= last)
-        {
-            return Err(RepoError::InvalidMst(format!(
-                "key {:?} is out of order",
-                entry.key
-            )));
-        }
-        // One reused buffer for the previous key.
-        match last_key {
-            Some(last) => {
-                last.clear();
-                last.push_str(&entry.key);
+    .run(root)
+}
+
+struct Walker<'a, 'v> {
+    store: &'a dyn BlockSource,
+    visit: &'v mut dyn FnMut(WalkItem<'_>) -> Result<()>,
+    checked: bool,
+    /// The previous key in walk order, in one reused buffer.
+    last_key: String,
+    count: u64,
+}
+
+impl Walker<'_, '_> {
+    fn run(mut self, root: &Cid) -> Result<u64> {
+        let bytes = self.store.require_block(root)?;
+        let node = decode_node(root, &bytes)?;
+        let layer = match (node.entries.first(), node.left) {
+            (Some(first), _) => key_height(first.key.as_bytes()),
+            (None, None) => 0,
+            (None, Some(_)) => {
+                return Err(RepoError::InvalidMst(
+                    "root node has no keys but a subtree".into(),
+                ));
             }
-            None => *last_key = Some(entry.key.clone()),
-        }
-        *count += 1;
-        visit(WalkItem::Leaf {
-            key: &entry.key,
-            value: &entry.value,
-        })?;
-        walk_child(store, cid, entry.right, layer, last_key, count, visit)?;
+        };
+        self.node(root, &bytes, node, layer, true)?;
+        Ok(self.count)
     }
-    Ok(())
-}
 
-/// Walks the subtree `child` of the node `parent` on `layer`, if there is one.
-fn walk_child(
-    store: &dyn BlockSource,
-    parent: &Cid,
-    child: Option<Cid>,
-    layer: u32,
-    last_key: &mut Option<String>,
-    count: &mut u64,
-    visit: &mut dyn FnMut(WalkItem<'_>) -> Result<()>,
-) -> Result<()> {
-    let Some(child) = child else { return Ok(()) };
-    let Some(sub_layer) = layer.checked_sub(1) else {
-        return Err(RepoError::InvalidMst(format!(
-            "node {parent} on layer 0 has a subtree"
-        )));
-    };
-    let bytes = store.require_block(&child)?;
-    let node = decode_node(&child, &bytes)?;
-    walk_node(
-        store, &child, &bytes, node, sub_layer, false, last_key, count, visit,
-    )
+    fn node(
+        &mut self,
+        cid: &Cid,
+        bytes: &[u8],
+        node: DecodedNode,
+        layer: u32,
+        is_root: bool,
+    ) -> Result<()> {
+        if !is_root && node.entries.is_empty() && node.left.is_none() {
+            return Err(RepoError::InvalidMst(format!(
+                "empty node {cid} inside the tree"
+            )));
+        }
+        (self.visit)(WalkItem::Node { cid, bytes })?;
+        self.child(cid, node.left, layer)?;
+        for entry in &node.entries {
+            if self.checked {
+                let height = key_height(entry.key.as_bytes());
+                if height != layer {
+                    return Err(RepoError::InvalidMst(format!(
+                        "key {:?} of height {height} is in a node on layer {layer}",
+                        entry.key
+                    )));
+                }
+                if self.count > 0 && entry.key.as_str() <= self.last_key.as_str() {
+                    return Err(RepoError::InvalidMst(format!(
+                        "key {:?} is out of order",
+                        entry.key
+                    )));
+                }
+                self.last_key.clear();
+                self.last_key.push_str(&entry.key);
+            }
+            self.count += 1;
+            (self.visit)(WalkItem::Leaf {
+                key: &entry.key,
+                value: &entry.value,
+            })?;
+            self.child(cid, entry.right, layer)?;
+        }
+        Ok(())
+    }
+
+    /// Walks the subtree `child` of the node `parent` on `layer`, if there is one.
+    fn child(&mut self, parent: &Cid, child: Option<Cid>, layer: u32) -> Result<()> {
+        let Some(child) = child else { return Ok(()) };
+        let Some(sub_layer) = layer.checked_sub(1) else {
+            return Err(RepoError::InvalidMst(format!(
+                "node {parent} on layer 0 has a subtree"
+            )));
+        };
+        let bytes = self.store.require_block(&child)?;
+        let node = decode_node(&child, &bytes)?;
+        self.node(&child, &bytes, node, sub_layer, false)
+    }
 }
