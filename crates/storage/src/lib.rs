@@ -14,11 +14,13 @@
 //! Must not touch: the MST or commit formats (that is `pds-repo`), accounts, HTTP.
 
 mod blocks;
+mod database;
 mod schema;
 mod store;
 
 pub use blocks::RepoBlocks;
-pub use store::{RecordEntry, RepoHead, Store, StoreTx};
+pub use database::{Database, DatabaseOptions, Stats, Writer};
+pub use store::{RecordEntry, RepoCache, RepoHead, Store, StoreTx};
 
 /// Everything that can go wrong in storage.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,9 @@ pub enum StorageError {
     Corrupt(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The writer thread is gone (the database is shutting down).
+    #[error("the database is closed")]
+    Closed,
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -12,6 +12,58 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use crate::blocks::RepoBlocks;
 use crate::{Result, StorageError, schema};
 
+/// Recently written repos, kept loaded between commits. Bounded: the least recently used are
+/// dropped past the capacity. A cached repo is used only if it is still at the stored head, so
+/// a rolled-back transaction can never leave a wrong repo in use.
+pub struct RepoCache {
+    capacity: usize,
+    tick: u64,
+    repos: std::collections::HashMap<String, (u64, Repo)>,
+}
+
+impl RepoCache {
+    pub fn new(capacity: usize) -> Self {
+        RepoCache {
+            capacity,
+            tick: 0,
+            repos: std::collections::HashMap::new(),
+        }
+    }
+
+    fn take(&mut self, did: &str) -> Option<Repo> {
+        self.repos.remove(did).map(|(_, repo)| repo)
+    }
+
+    fn put(&mut self, did: &str, repo: Repo) {
+        if self.capacity == 0 {
+            return;
+        }
+        self.tick += 1;
+        self.repos.insert(did.to_owned(), (self.tick, repo));
+        if self.repos.len() > self.capacity {
+            // Drop the oldest eighth in one pass, so eviction stays rare.
+            let mut ticks: Vec<u64> = self.repos.values().map(|(t, _)| *t).collect();
+            let cut = self.repos.len() / 8;
+            ticks.select_nth_unstable(cut);
+            let threshold = ticks[cut];
+            self.repos.retain(|_, (t, _)| *t > threshold);
+        }
+    }
+
+    /// Forgets everything (after a failed transaction).
+    pub fn clear(&mut self) {
+        self.repos.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.repos.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.repos.is_empty()
+    }
+}
+
 /// Where a repo stands: its latest commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoHead {
@@ -67,6 +119,17 @@ impl Store {
         let mut conn = Connection::open(path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    /// Opens a connection for reads only (it never takes the write lock).
+    pub fn open_reader(path: &Path) -> Result<Store> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.set_prepared_statement_cache_capacity(64);
         Ok(Store { conn })
     }
 
@@ -217,16 +280,35 @@ impl StoreTx<'_> {
         clock: &TidClock,
         writes: &[Write],
     ) -> Result<CommitData> {
+        self.apply_writes_cached(&mut RepoCache::new(0), did, key, clock, writes)
+    }
+
+    /// [`StoreTx::apply_writes`] through a cache of loaded repos, so a busy account's MST nodes
+    /// stay in memory between commits instead of being read and decoded for every write.
+    pub fn apply_writes_cached(
+        &self,
+        cache: &mut RepoCache,
+        did: &str,
+        key: &Keypair,
+        clock: &TidClock,
+        writes: &[Write],
+    ) -> Result<CommitData> {
         let head = self
             .head(did)?
             .ok_or_else(|| StorageError::RepoNotFound(did.to_owned()))?;
         let blocks = self.blocks(did);
-        let mut repo = Repo::load(&blocks, &head.commit_cid)?;
+        let mut repo = match cache.take(did) {
+            // Only a repo at the stored head is reused; anything else is stale.
+            Some(repo) if *repo.commit_cid() == head.commit_cid => repo,
+            _ => Repo::load(&blocks, &head.commit_cid)?,
+        };
         let prev_rev =
             Tid::new(&head.rev).map_err(|e| StorageError::Corrupt(format!("rev of {did}: {e}")))?;
         let rev = clock.next_after(Some(&prev_rev));
         let data = repo.apply_writes(&blocks, writes, key, &rev)?;
+        // Cached only once the commit is stored: a failed write leaves nothing behind.
         self.persist_commit(&data)?;
+        cache.put(did, repo);
         Ok(data)
     }
 
@@ -330,6 +412,29 @@ impl StoreTx<'_> {
         self.tx
             .execute("DELETE FROM repo_root WHERE did = ?1", [did])?;
         Ok(())
+    }
+
+    /// Runs `f` inside a savepoint: if it fails, its changes are undone and the rest of the
+    /// transaction stands. This is how one group commit holds many independent requests.
+    pub fn isolated<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        self.tx.execute_batch("SAVEPOINT request")?;
+        match f(self) {
+            Ok(value) => {
+                self.tx.execute_batch("RELEASE request")?;
+                Ok(value)
+            }
+            Err(e) => {
+                self.tx
+                    .execute_batch("ROLLBACK TO request; RELEASE request")?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The underlying connection, for tables other layers own (they run inside the same
+    /// transaction).
+    pub fn connection(&self) -> &Connection {
+        &self.tx
     }
 
     /// Makes every change of the transaction durable.

@@ -1,0 +1,245 @@
+//! The database as the server uses it: one writer thread with group commit, and a pool of
+//! read connections.
+//!
+//! Every write request is a closure run on the writer thread. The writer takes all requests
+//! waiting at that moment (up to a limit), runs each in its own savepoint inside one
+//! transaction, commits once, and only then answers them: one fsync for many requests, and no
+//! request is acknowledged before its data is durable. A request that fails rolls back alone.
+//!
+//! Why one writer: SQLite allows one writer at a time anyway; owning it on one thread removes
+//! lock waits and lets the writer keep each busy repo loaded in memory ([`RepoCache`]) between
+//! commits. Reads never wait for writes (WAL) and run on tokio's blocking pool with pooled
+//! connections.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+use crate::store::{RepoCache, Store, StoreTx};
+use crate::{Result, StorageError};
+
+/// Tuning knobs, with defaults that suit a small server.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    /// Most requests committed together.
+    pub max_batch: usize,
+    /// Repos kept loaded by the writer.
+    pub repo_cache: usize,
+    /// Read connections kept open.
+    pub readers: usize,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        DatabaseOptions {
+            max_batch: 256,
+            repo_cache: 1024,
+            readers: 8,
+        }
+    }
+}
+
+/// What a write request sees on the writer thread: the open transaction and the repo cache.
+pub struct Writer<'a, 'tx> {
+    pub tx: &'a StoreTx<'tx>,
+    pub repos: &'a mut RepoCache,
+}
+
+/// A request waiting for the writer: run it, then tell it whether its batch was committed.
+trait Job: Send {
+    fn run(&mut self, writer: &mut Writer<'_, '_>);
+    fn finish(self: Box<Self>, committed: Result<(), String>);
+}
+
+struct WriteJob<F, T> {
+    work: Option<F>,
+    outcome: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<F, T> Job for WriteJob<F, T>
+where
+    F: FnOnce(&mut Writer<'_, '_>) -> Result<T> + Send,
+    T: Send,
+{
+    fn run(&mut self, writer: &mut Writer<'_, '_>) {
+        let work = self.work.take().expect("a job runs once");
+        let repos = &mut *writer.repos;
+        let outcome = writer.tx.isolated(|tx| work(&mut Writer { tx, repos }));
+        self.outcome = Some(outcome);
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), String>) {
+        let outcome = match (committed, self.outcome) {
+            (Ok(()), Some(outcome)) => outcome,
+            (Err(e), Some(Ok(_))) => Err(StorageError::Corrupt(format!("commit failed: {e}"))),
+            (_, Some(Err(e))) => Err(e),
+            (_, None) => Err(StorageError::Closed),
+        };
+        // The requester may have gone away; its write still happened (or not) as reported.
+        let _ = self.reply.send(outcome);
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    stats: Arc<Stats>,
+    jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Store>>,
+    max_readers: usize,
+}
+
+/// Counters of the writer's work: how well group commit is batching.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Transactions committed (each one fsync).
+    pub commits: std::sync::atomic::AtomicU64,
+    /// Requests run in them.
+    pub requests: std::sync::atomic::AtomicU64,
+}
+
+/// A shared handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+impl Database {
+    /// Opens (creating or upgrading) the database at `path` and starts its writer thread.
+    pub fn open(path: &Path, options: DatabaseOptions) -> Result<Database> {
+        let store = Store::open(path)?;
+        let (send, recv) = mpsc::channel::<Box<dyn Job>>();
+        let stats = Arc::new(Stats::default());
+        let writer_stats = stats.clone();
+        let writer = std::thread::Builder::new()
+            .name("pds-db-writer".into())
+            .spawn(move || {
+                writer_loop(
+                    store,
+                    recv,
+                    options.max_batch,
+                    options.repo_cache,
+                    &writer_stats,
+                )
+            })?;
+        Ok(Database {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                stats,
+                jobs: Mutex::new(Some(send)),
+                writer: Mutex::new(Some(writer)),
+                readers: Mutex::new(Vec::new()),
+                max_readers: options.readers,
+            }),
+        })
+    }
+
+    /// Runs `work` on the writer thread inside the next group commit, and returns its result
+    /// once that commit is durable.
+    pub async fn write<F, T>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(&mut Writer<'_, '_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(WriteJob {
+            work: Some(work),
+            outcome: None,
+            reply,
+        });
+        {
+            let jobs = self.inner.jobs.lock().expect("jobs lock");
+            jobs.as_ref()
+                .ok_or(StorageError::Closed)?
+                .send(job)
+                .map_err(|_| StorageError::Closed)?;
+        }
+        answer.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Runs `work` with a read connection on the blocking pool. It sees the last committed state.
+    pub async fn read<F, T>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(&Store) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = match inner.readers.lock().expect("readers lock").pop() {
+                Some(store) => store,
+                None => Store::open_reader(&inner.path)?,
+            };
+            let result = work(&store);
+            let mut readers = inner.readers.lock().expect("readers lock");
+            if readers.len() < inner.max_readers {
+                readers.push(store);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StorageError::Corrupt(format!("read task failed: {e}")))?
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// Stops taking writes, lets the writer finish what it has, and waits for it.
+    pub fn close(&self) {
+        self.inner.jobs.lock().expect("jobs lock").take();
+        if let Some(handle) = self.inner.writer.lock().expect("writer lock").take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn writer_loop(
+    mut store: Store,
+    jobs: mpsc::Receiver<Box<dyn Job>>,
+    max_batch: usize,
+    cache: usize,
+    stats: &Stats,
+) {
+    let mut repos = RepoCache::new(cache);
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = run_batch(&mut store, &mut repos, &mut batch);
+        if committed.is_ok() {
+            use std::sync::atomic::Ordering::Relaxed;
+            stats.commits.fetch_add(1, Relaxed);
+            stats.requests.fetch_add(batch.len() as u64, Relaxed);
+        }
+        if committed.is_err() {
+            // The repos in memory may be ahead of what the database kept.
+            repos.clear();
+        }
+        for job in batch {
+            job.finish(committed.clone());
+        }
+    }
+}
+
+fn run_batch(
+    store: &mut Store,
+    repos: &mut RepoCache,
+    batch: &mut [Box<dyn Job>],
+) -> Result<(), String> {
+    let tx = store.transaction().map_err(|e| e.to_string())?;
+    {
+        let mut writer = Writer { tx: &tx, repos };
+        for job in batch.iter_mut() {
+            job.run(&mut writer);
+        }
+    }
+    tx.commit().map_err(|e| e.to_string())
+}
