@@ -5,6 +5,8 @@
 //!
 //! ```text
 //! main.rs (CLI)  ->  server (bind, serve, shut down)  ->  api (routes, handlers)
+//!                                                      ->  auth (session tokens)
+//!                                                      ->  accounts (account tables)
 //!                                                      ->  state (what handlers reach)
 //!                                                      ->  config (settings, secrets)
 //! ```
@@ -12,7 +14,9 @@
 //! Protocol building blocks (syntax, data model, crypto, repositories,
 //! storage) live in the workspace crates under `crates/`.
 
+pub mod accounts;
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod healthcheck;
 pub mod logging;

@@ -24,6 +24,8 @@ pub enum ServeError {
     Signals(io::Error),
     #[error("server failed: {0}")]
     Io(#[from] io::Error),
+    #[error("cannot open the database: {0}")]
+    Database(pds_storage::StorageError),
 }
 
 /// Serves until SIGTERM or SIGINT, then drains open requests and returns.
@@ -39,7 +41,11 @@ pub async fn run(mut config: Config, secrets: Secrets) -> Result<(), ServeError>
     let bound = listener.local_addr()?;
     config.server.set_bound_port(bound.port());
     let public_url = config.server.public_url.clone();
-    let app = api::app(AppContext::new(config, secrets));
+    let state = AppContext::open(config, secrets)
+        .await
+        .map_err(ServeError::Database)?;
+    let db = state.db.clone();
+    let app = api::app(state);
 
     // This line is an interface: tests and scripts find the address by the
     // text `listening on http://`, followed by the bound address (`IP:PORT`,
@@ -63,6 +69,9 @@ pub async fn run(mut config: Config, secrets: Secrets) -> Result<(), ServeError>
             SHUTDOWN_GRACE.as_secs()
         ),
     }
+    // Every acknowledged write is already durable; this lets the writer finish the batch in
+    // hand and closes the database cleanly.
+    db.close();
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,22 +1,51 @@
-//! What every request handler can reach: the configuration and the secrets,
-//! and (as they land) the stores and services.
+//! What every request handler can reach: the configuration and the secrets, the database, and
+//! (as they land) the other services.
 
 use std::sync::Arc;
 
+use pds_storage::{Database, DatabaseOptions, StorageError};
+use pds_syntax::TidClock;
+
 use crate::config::{Config, Secrets};
 
-/// Shared, read-only application state. Cheap to clone: handlers get it
-/// through axum's `State` extractor.
+/// Shared application state. Cheap to clone: handlers get it through axum's `State` extractor.
 pub type AppState = Arc<AppContext>;
 
-#[derive(Debug)]
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "pds.sqlite";
+
 pub struct AppContext {
     pub config: Config,
     pub secrets: Secrets,
+    /// Repos, accounts and (later) the event log, in one SQLite database.
+    pub db: Database,
+    /// Issues every repo `rev` and record key; never goes backwards.
+    pub clock: Arc<TidClock>,
+}
+
+impl std::fmt::Debug for AppContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppContext")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppContext {
-    pub fn new(config: Config, secrets: Secrets) -> AppState {
-        Arc::new(AppContext { config, secrets })
+    /// Opens the database (creating and migrating it) and builds the state.
+    pub async fn open(config: Config, secrets: Secrets) -> Result<AppState, StorageError> {
+        let path = config.storage.data_directory.join(DATABASE_FILE);
+        let db = Database::open(&path, DatabaseOptions::default())?;
+        db.write(|w| {
+            crate::accounts::schema::migrate(w.tx.connection())?;
+            Ok::<_, StorageError>(())
+        })
+        .await?;
+        Ok(Arc::new(AppContext {
+            config,
+            secrets,
+            db,
+            clock: Arc::new(TidClock::new()),
+        }))
     }
 }

@@ -48,9 +48,10 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "AuthenticationRequired", message)
     }
 
-    /// 401 `ExpiredToken`: the access token has expired; the client should refresh.
+    /// 400 `ExpiredToken`: the token has expired; the client should refresh. 400, not 401,
+    /// because that is what the reference sends and what `@atproto/api` refreshes on.
     pub fn expired_token(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "ExpiredToken", message)
+        Self::new(StatusCode::BAD_REQUEST, "ExpiredToken", message)
     }
 
     /// 401 `InvalidToken`: the token is not one this server issued, or is malformed.
@@ -169,6 +170,31 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::accounts::AccountError> for ApiError {
+    fn from(e: crate::accounts::AccountError) -> Self {
+        use crate::accounts::AccountError as E;
+        let bad =
+            |name: &'static str, e: &E| ApiError::new(StatusCode::BAD_REQUEST, name, e.to_string());
+        match &e {
+            E::HandleTaken => bad("HandleNotAvailable", &e),
+            E::EmailTaken => bad("EmailNotAvailable", &e),
+            E::DidTaken => bad("AlreadyExists", &e),
+            E::InvalidHandle(_) | E::UnsupportedDomain(_) => bad("InvalidHandle", &e),
+            E::InvalidPassword(_) => bad("InvalidPassword", &e),
+            E::InvalidEmail => bad("InvalidEmail", &e),
+            E::InvalidRecoveryKey(_) => bad("InvalidRequest", &e),
+            E::NotFound => bad("AccountNotFound", &e),
+            E::BadCredentials => {
+                ApiError::authentication_required("Invalid identifier or password")
+            }
+            E::Plc(detail) => {
+                ApiError::upstream_failure(format!("The DID directory refused or failed: {detail}"))
+            }
+            E::Db(_) | E::Storage(_) | E::Key(_) => ApiError::internal(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,7 +208,7 @@ mod tests {
                 401,
                 "AuthenticationRequired",
             ),
-            (ApiError::expired_token("x"), 401, "ExpiredToken"),
+            (ApiError::expired_token("x"), 400, "ExpiredToken"),
             (ApiError::invalid_token("x"), 401, "InvalidToken"),
             (ApiError::forbidden("x"), 403, "Forbidden"),
             (ApiError::not_found("x"), 404, "NotFound"),

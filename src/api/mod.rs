@@ -8,6 +8,7 @@
 pub mod basic;
 pub mod com;
 pub mod error;
+pub mod input;
 pub mod xrpc;
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
+pub use input::XrpcJson;
 use xrpc::XrpcRouter;
 
 use crate::state::AppState;

@@ -286,6 +286,12 @@ pub fn raw_http(addr: SocketAddr, request: &str) -> String {
 
 /// An HTTP client that only ever goes where it is told (no proxies).
 pub fn http() -> reqwest::blocking::Client {
+    // reqwest is built with rustls but no default crypto provider (the server's crates pick ring
+    // explicitly); the tests' client takes ring as the process default.
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
     reqwest::blocking::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))

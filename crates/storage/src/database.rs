@@ -53,16 +53,17 @@ trait Job: Send {
     fn finish(self: Box<Self>, committed: Result<(), String>);
 }
 
-struct WriteJob<F, T> {
+struct WriteJob<F, T, E> {
     work: Option<F>,
-    outcome: Option<Result<T>>,
-    reply: oneshot::Sender<Result<T>>,
+    outcome: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
 }
 
-impl<F, T> Job for WriteJob<F, T>
+impl<F, T, E> Job for WriteJob<F, T, E>
 where
-    F: FnOnce(&mut Writer<'_, '_>) -> Result<T> + Send,
+    F: FnOnce(&mut Writer<'_, '_>) -> Result<T, E> + Send,
     T: Send,
+    E: From<StorageError> + Send,
 {
     fn run(&mut self, writer: &mut Writer<'_, '_>) {
         let work = self.work.take().expect("a job runs once");
@@ -74,9 +75,11 @@ where
     fn finish(self: Box<Self>, committed: Result<(), String>) {
         let outcome = match (committed, self.outcome) {
             (Ok(()), Some(outcome)) => outcome,
-            (Err(e), Some(Ok(_))) => Err(StorageError::Corrupt(format!("commit failed: {e}"))),
+            (Err(e), Some(Ok(_))) => {
+                Err(StorageError::Corrupt(format!("commit failed: {e}")).into())
+            }
             (_, Some(Err(e))) => Err(e),
-            (_, None) => Err(StorageError::Closed),
+            (_, None) => Err(StorageError::Closed.into()),
         };
         // The requester may have gone away; its write still happened (or not) as reported.
         let _ = self.reply.send(outcome);
@@ -138,11 +141,13 @@ impl Database {
     }
 
     /// Runs `work` on the writer thread inside the next group commit, and returns its result
-    /// once that commit is durable.
-    pub async fn write<F, T>(&self, work: F) -> Result<T>
+    /// once that commit is durable. If `work` fails, its changes are rolled back and its error
+    /// (any type a storage error converts into) comes back as it was.
+    pub async fn write<F, T, E>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut Writer<'_, '_>) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut Writer<'_, '_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(WriteJob {
@@ -161,16 +166,17 @@ impl Database {
     }
 
     /// Runs `work` with a read connection on the blocking pool. It sees the last committed state.
-    pub async fn read<F, T>(&self, work: F) -> Result<T>
+    pub async fn read<F, T, E>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&Store) -> Result<T> + Send + 'static,
+        F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let store = match inner.readers.lock().expect("readers lock").pop() {
                 Some(store) => store,
-                None => Store::open_reader(&inner.path)?,
+                None => Store::open_reader(&inner.path).map_err(E::from)?,
             };
             let result = work(&store);
             let mut readers = inner.readers.lock().expect("readers lock");
@@ -180,7 +186,7 @@ impl Database {
             result
         })
         .await
-        .map_err(|e| StorageError::Corrupt(format!("read task failed: {e}")))?
+        .map_err(|e| E::from(StorageError::Corrupt(format!("read task failed: {e}"))))?
     }
 
     /// The writer's counters.

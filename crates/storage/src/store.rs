@@ -416,16 +416,24 @@ impl StoreTx<'_> {
 
     /// Runs `f` inside a savepoint: if it fails, its changes are undone and the rest of the
     /// transaction stands. This is how one group commit holds many independent requests.
-    pub fn isolated<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
-        self.tx.execute_batch("SAVEPOINT request")?;
+    pub fn isolated<T, E: From<StorageError>>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.tx
+            .execute_batch("SAVEPOINT request")
+            .map_err(|e| E::from(e.into()))?;
         match f(self) {
             Ok(value) => {
-                self.tx.execute_batch("RELEASE request")?;
+                self.tx
+                    .execute_batch("RELEASE request")
+                    .map_err(|e| E::from(e.into()))?;
                 Ok(value)
             }
             Err(e) => {
                 self.tx
-                    .execute_batch("ROLLBACK TO request; RELEASE request")?;
+                    .execute_batch("ROLLBACK TO request; RELEASE request")
+                    .map_err(|e| E::from(e.into()))?;
                 Err(e)
             }
         }

@@ -496,9 +496,11 @@ mod database {
         assert_eq!(failed, 10);
         let count = db
             .read(|store| {
-                Ok(store
-                    .list_records(&did(0), "app.bsky.feed.post", None, 1000, false)?
-                    .len())
+                Ok::<_, StorageError>(
+                    store
+                        .list_records(&did(0), "app.bsky.feed.post", None, 1000, false)?
+                        .len(),
+                )
             })
             .await
             .unwrap();
@@ -522,7 +524,7 @@ mod database {
         assert!(err.is_err());
         let found = db
             .read(|s| {
-                Ok(
+                Ok::<_, StorageError>(
                     s.get_record(&did(0), "app.bsky.feed.post", "3khalfhalfhal")?
                         .is_some(),
                 )
@@ -541,7 +543,7 @@ mod database {
             let mut car = Vec::new();
             s.export_car(&did(0), &mut car)?;
             read_car(car.as_slice(), &ImportExpectations::default())?;
-            Ok(())
+            Ok::<_, StorageError>(())
         })
         .await
         .unwrap();
@@ -552,7 +554,7 @@ mod database {
         let (_dir, db, _key, _clock) = open().await;
         db.close();
         assert!(matches!(
-            db.write(|_| Ok(())).await,
+            db.write(|_| Ok::<_, StorageError>(())).await,
             Err(StorageError::Closed)
         ));
     }

@@ -1,0 +1,252 @@
+//! Accounts: who is hosted here, their handles, e-mail, passwords, signing keys, sessions.
+//!
+//! Plain functions over a SQLite connection: callers run them through the database's writer
+//! (changes) or readers (lookups), so an account change and the repo change it goes with share
+//! one transaction. Handles and e-mail addresses are stored lowercase.
+
+pub mod password;
+pub mod schema;
+pub mod service;
+
+use pds_crypto::{Algorithm, Keypair};
+use rusqlite::{Connection, OptionalExtension, Row};
+
+/// What can go wrong with accounts; mapped to XRPC errors at the API edge.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("handle already taken")]
+    HandleTaken,
+    #[error("email already taken")]
+    EmailTaken,
+    #[error("an account with this DID already exists")]
+    DidTaken,
+    #[error("account not found")]
+    NotFound,
+    #[error("invalid identifier or password")]
+    BadCredentials,
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Storage(#[from] pds_storage::StorageError),
+    #[error("stored key is invalid: {0}")]
+    Key(String),
+    #[error("invalid handle: {0}")]
+    InvalidHandle(String),
+    #[error("handle {0} is not under a domain this server offers")]
+    UnsupportedDomain(String),
+    #[error("invalid password: {0}")]
+    InvalidPassword(String),
+    #[error("invalid email address")]
+    InvalidEmail,
+    #[error("invalid recovery key: {0}")]
+    InvalidRecoveryKey(String),
+    /// The DID directory refused or failed.
+    #[error("the DID directory: {0}")]
+    Plc(String),
+}
+
+pub type Result<T, E = AccountError> = std::result::Result<T, E>;
+
+/// An account as the API describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub did: String,
+    pub handle: String,
+    pub email: Option<String>,
+    pub email_confirmed: bool,
+    pub created_at: String,
+    pub deactivated: bool,
+    pub takendown: bool,
+}
+
+impl Account {
+    /// Active: neither deactivated by its owner nor taken down by the operator.
+    pub fn active(&self) -> bool {
+        !self.deactivated && !self.takendown
+    }
+
+    /// The status name the API reports for an inactive account.
+    pub fn status(&self) -> Option<&'static str> {
+        if self.takendown {
+            Some("takendown")
+        } else if self.deactivated {
+            Some("deactivated")
+        } else {
+            None
+        }
+    }
+}
+
+const ACCOUNT_COLUMNS: &str = "did, handle, email, email_confirmed_at IS NOT NULL, created_at, deactivated_at IS NOT NULL, takedown_ref IS NOT NULL";
+
+fn account_from(row: &Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        did: row.get(0)?,
+        handle: row.get(1)?,
+        email: row.get(2)?,
+        email_confirmed: row.get(3)?,
+        created_at: row.get(4)?,
+        deactivated: row.get(5)?,
+        takendown: row.get(6)?,
+    })
+}
+
+/// A new account's row.
+pub struct NewAccount<'a> {
+    pub did: &'a str,
+    pub handle: &'a str,
+    pub email: Option<&'a str>,
+    pub password_scrypt: &'a str,
+    pub signing_key: &'a Keypair,
+    pub created_at: &'a str,
+    /// Migrating accounts start deactivated until their repo and identity are moved.
+    pub deactivated: bool,
+}
+
+pub fn insert(conn: &Connection, new: &NewAccount<'_>) -> Result<()> {
+    if by_did(conn, new.did)?.is_some() {
+        return Err(AccountError::DidTaken);
+    }
+    if by_handle(conn, new.handle)?.is_some() {
+        return Err(AccountError::HandleTaken);
+    }
+    if let Some(email) = new.email
+        && by_email(conn, email)?.is_some()
+    {
+        return Err(AccountError::EmailTaken);
+    }
+    conn.prepare_cached(
+        "INSERT INTO account (did, handle, email, password_scrypt, signing_key, created_at, deactivated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 THEN ?6 END)",
+    )?
+    .execute((
+        new.did,
+        new.handle.to_lowercase(),
+        new.email.map(str::to_lowercase),
+        new.password_scrypt,
+        new.signing_key.private_bytes().to_vec(),
+        new.created_at,
+        new.deactivated,
+    ))?;
+    Ok(())
+}
+
+pub fn by_did(conn: &Connection, did: &str) -> Result<Option<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE did = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([did], account_from)
+        .optional()?)
+}
+
+pub fn by_handle(conn: &Connection, handle: &str) -> Result<Option<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE handle = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([handle.to_lowercase()], account_from)
+        .optional()?)
+}
+
+pub fn by_email(conn: &Connection, email: &str) -> Result<Option<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE email = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([email.to_lowercase()], account_from)
+        .optional()?)
+}
+
+/// Finds an account by what a person types to log in: a handle, a DID or an e-mail address.
+pub fn by_identifier(conn: &Connection, identifier: &str) -> Result<Option<Account>> {
+    if identifier.starts_with("did:") {
+        by_did(conn, identifier)
+    } else if identifier.contains('@') {
+        by_email(conn, identifier)
+    } else {
+        by_handle(conn, identifier)
+    }
+}
+
+/// The stored password hash of an account.
+pub fn password_hash(conn: &Connection, did: &str) -> Result<String> {
+    conn.prepare_cached("SELECT password_scrypt FROM account WHERE did = ?1")?
+        .query_row([did], |r| r.get(0))
+        .optional()?
+        .ok_or(AccountError::NotFound)
+}
+
+/// The account's repo signing key.
+pub fn signing_key(conn: &Connection, did: &str) -> Result<Keypair> {
+    let bytes: Vec<u8> = conn
+        .prepare_cached("SELECT signing_key FROM account WHERE did = ?1")?
+        .query_row([did], |r| r.get(0))
+        .optional()?
+        .ok_or(AccountError::NotFound)?;
+    Keypair::from_private_bytes(Algorithm::K256, &bytes)
+        .map_err(|e| AccountError::Key(e.to_string()))
+}
+
+/// An app password's stored hash.
+pub struct AppPasswordHash {
+    pub name: String,
+    pub hash: String,
+    pub privileged: bool,
+}
+
+/// The app passwords of an account, to check a login against.
+pub fn app_password_hashes(conn: &Connection, did: &str) -> Result<Vec<AppPasswordHash>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, password_scrypt, privileged FROM app_password WHERE did = ?1",
+    )?;
+    let rows = stmt.query_map([did], |r| {
+        Ok(AppPasswordHash {
+            name: r.get(0)?,
+            hash: r.get(1)?,
+            privileged: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Records a refresh token so it can be used (once) and revoked.
+pub fn store_refresh_token(
+    conn: &Connection,
+    id: &str,
+    did: &str,
+    expires_at: i64,
+    app_password: Option<&str>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO refresh_token (id, did, expires_at, app_password_name) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute((id, did, expires_at, app_password))?;
+    Ok(())
+}
+
+/// Consumes a refresh token: true if it existed (and so was valid), after which it is gone.
+pub fn take_refresh_token(
+    conn: &Connection,
+    id: &str,
+    did: &str,
+) -> Result<Option<Option<String>>> {
+    let app_password: Option<Option<String>> = conn
+        .prepare_cached(
+            "DELETE FROM refresh_token WHERE id = ?1 AND did = ?2 RETURNING app_password_name",
+        )?
+        .query_row((id, did), |r| r.get(0))
+        .optional()?;
+    Ok(app_password)
+}
+
+/// Revokes one refresh token.
+pub fn revoke_refresh_token(conn: &Connection, id: &str) -> Result<()> {
+    conn.prepare_cached("DELETE FROM refresh_token WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Drops refresh tokens that have expired (housekeeping).
+pub fn purge_expired_refresh_tokens(conn: &Connection, now: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached("DELETE FROM refresh_token WHERE expires_at < ?1")?
+        .execute([now])?)
+}

@@ -1,0 +1,81 @@
+//! The account tables. They live in the same database as the repos (see `pds-storage`), so
+//! creating an account and its repo is one transaction.
+
+use rusqlite::Connection;
+
+/// This component's schema version, kept in `schema_version` beside other components'.
+const VERSION: i64 = 1;
+
+const V1: &str = "
+CREATE TABLE account (
+    did                TEXT PRIMARY KEY,
+    handle             TEXT NOT NULL UNIQUE,  -- lowercase
+    email              TEXT UNIQUE,           -- lowercase
+    email_confirmed_at TEXT,
+    password_scrypt    TEXT NOT NULL,
+    signing_key        BLOB NOT NULL,         -- the account's k256 private key (repo commits)
+    created_at         TEXT NOT NULL,
+    deactivated_at     TEXT,
+    takedown_ref       TEXT
+);
+-- Live refresh tokens: a token works while its row exists; refreshing replaces the row.
+CREATE TABLE refresh_token (
+    id                TEXT PRIMARY KEY,       -- the JWT's jti
+    did               TEXT NOT NULL,
+    expires_at        INTEGER NOT NULL,       -- unix seconds
+    app_password_name TEXT
+);
+CREATE INDEX refresh_token_did ON refresh_token (did);
+CREATE TABLE app_password (
+    did             TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    password_scrypt TEXT NOT NULL,
+    privileged      INTEGER NOT NULL,
+    created_at      TEXT NOT NULL,
+    PRIMARY KEY (did, name)
+);
+CREATE TABLE invite_code (
+    code           TEXT PRIMARY KEY,
+    available_uses INTEGER NOT NULL,
+    disabled       INTEGER NOT NULL DEFAULT 0,
+    for_account    TEXT NOT NULL,
+    created_by     TEXT NOT NULL,
+    created_at     TEXT NOT NULL
+);
+CREATE TABLE invite_code_use (
+    code    TEXT NOT NULL,
+    used_by TEXT NOT NULL,
+    used_at TEXT NOT NULL,
+    PRIMARY KEY (code, used_by)
+);
+CREATE TABLE email_token (
+    purpose      TEXT NOT NULL,
+    did          TEXT NOT NULL,
+    token        TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    PRIMARY KEY (purpose, did)
+);
+";
+
+/// Creates or upgrades the account tables.
+pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    )?;
+    let version: i64 = conn
+        .query_row(
+            "SELECT version FROM schema_version WHERE component = 'accounts'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    if version < 1 {
+        conn.execute_batch(V1)?;
+    }
+    conn.execute(
+        "INSERT INTO schema_version (component, version) VALUES ('accounts', ?1)
+         ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+        [VERSION],
+    )?;
+    Ok(())
+}
