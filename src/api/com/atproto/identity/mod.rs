@@ -1,0 +1,7 @@
+//! `com.atproto.identity.*`: handles and DIDs.
+
+use crate::api::xrpc::XrpcRouter;
+
+pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
+    xrpc
+}
