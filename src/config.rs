@@ -132,6 +132,10 @@ pub struct StorageConfig {
 pub struct IdentityConfig {
     /// The did:plc directory to register and resolve DIDs with.
     pub plc_url: String,
+    /// Serve a did:plc directory from this process at `/plc` and use it: the offline
+    /// development setup, where nothing else runs. `plc_url` then points at it once the port
+    /// is known.
+    pub embedded_plc: bool,
     /// Handle suffixes offered to new accounts, each starting with a dot.
     pub handle_domains: Vec<String>,
 }
@@ -267,6 +271,7 @@ impl Config {
             .map_or_else(|| data_directory.join("blocks"), PathBuf::from);
 
         // [identity]
+        let embedded_plc = src.boolean(&s::EMBEDDED_PLC)?.unwrap_or(false);
         let plc_url = src
             .url(&s::PLC_URL)?
             .unwrap_or_else(|| DEFAULT_PLC_URL.to_string());
@@ -371,6 +376,7 @@ impl Config {
             },
             identity: IdentityConfig {
                 plc_url,
+                embedded_plc,
                 handle_domains,
             },
             accounts: AccountsConfig {

@@ -40,6 +40,10 @@ pub async fn run(mut config: Config, secrets: Secrets) -> Result<(), ServeError>
         .map_err(|source| ServeError::Bind { addr, source })?;
     let bound = listener.local_addr()?;
     config.server.set_bound_port(bound.port());
+    if config.identity.embedded_plc {
+        // The embedded directory is this server: reach it on the address just bound.
+        config.identity.plc_url = format!("http://{bound}{}", crate::api::EMBEDDED_PLC_PATH);
+    }
     let public_url = config.server.public_url.clone();
     let state = AppContext::open(config, secrets)
         .await

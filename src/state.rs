@@ -13,6 +13,8 @@ pub type AppState = Arc<AppContext>;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "pds.sqlite";
+/// The embedded did:plc directory's database file inside the data directory.
+pub const PLC_DATABASE_FILE: &str = "plc.sqlite";
 
 pub struct AppContext {
     pub config: Config,
@@ -21,6 +23,8 @@ pub struct AppContext {
     pub db: Database,
     /// Issues every repo `rev` and record key; never goes backwards.
     pub clock: Arc<TidClock>,
+    /// The did:plc directory this process serves, when `identity.embedded_plc` is on.
+    pub embedded_plc: Option<pds_plc::store::Store>,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -41,11 +45,21 @@ impl AppContext {
             Ok::<_, StorageError>(())
         })
         .await?;
+        let embedded_plc = match config.identity.embedded_plc {
+            true => {
+                let path = config.storage.data_directory.join(PLC_DATABASE_FILE);
+                let store = pds_plc::store::Store::open(&path)
+                    .map_err(|e| StorageError::Corrupt(format!("embedded PLC directory: {e}")))?;
+                Some(store)
+            }
+            false => None,
+        };
         Ok(Arc::new(AppContext {
             config,
             secrets,
             db,
             clock: Arc::new(TidClock::new()),
+            embedded_plc,
         }))
     }
 }

@@ -40,7 +40,10 @@ impl LocalPlc {
 
 fn start(plc: &LocalPlc) -> TestServer {
     TestServer::start_with(ServerOptions {
-        env: vec![("PDS_DID_PLC_URL", plc.url.as_str())],
+        env: vec![
+            ("PDS_DID_PLC_URL", plc.url.as_str()),
+            ("PDS_EMBEDDED_PLC", "false"),
+        ],
         ..Default::default()
     })
 }
@@ -302,7 +305,10 @@ fn accounts_and_sessions_survive_a_restart() {
     let account = create_account(&server, "erin.test", "erin@example.com");
     let (_, dir) = server.terminate();
     let server = TestServer::start_with(ServerOptions {
-        env: vec![("PDS_DID_PLC_URL", plc.url.as_str())],
+        env: vec![
+            ("PDS_DID_PLC_URL", plc.url.as_str()),
+            ("PDS_EMBEDDED_PLC", "false"),
+        ],
         dir: Some(dir),
         ..Default::default()
     });

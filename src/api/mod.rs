@@ -35,6 +35,9 @@ const MIN_BODY_LIMIT: usize = 1024 * 1024;
 /// How long browsers may cache a CORS preflight answer (as the reference: a day).
 const CORS_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// Where the embedded did:plc directory is served (`identity.embedded_plc`).
+pub const EMBEDDED_PLC_PATH: &str = "/plc";
+
 /// The whole application, ready to serve.
 pub fn app(state: AppState) -> Router {
     let body_limit = usize::try_from(state.config.limits.blob_upload_limit)
@@ -43,13 +46,19 @@ pub fn app(state: AppState) -> Router {
 
     let xrpc = XrpcRouter::new().query(basic::HEALTH, basic::health);
     let xrpc = com::register(xrpc);
+    let embedded_plc = state.embedded_plc.clone().map(pds_plc::server::router);
 
-    Router::new()
+    let router = Router::new()
         .route("/", get(basic::root))
         .route("/robots.txt", get(basic::robots_txt))
         .merge(xrpc.into_router())
         .fallback(xrpc::not_found)
-        .with_state(state)
+        .with_state(state);
+    let router = match embedded_plc {
+        Some(plc) => router.nest(EMBEDDED_PLC_PATH, plc),
+        None => router,
+    };
+    router
         // Layers, innermost first. The body limit is enforced here, once, for
         // every route; axum's own per-extractor default (2 MB) would refuse
         // blobs, so it is turned off.

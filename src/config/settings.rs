@@ -59,6 +59,7 @@ pub const BLOBSTORE_DISK_LOCATION: Setting = setting(
 
 // [identity]: DIDs and handles.
 pub const PLC_URL: Setting = setting("PDS_DID_PLC_URL", "identity", "plc_url");
+pub const EMBEDDED_PLC: Setting = setting("PDS_EMBEDDED_PLC", "identity", "embedded_plc");
 pub const HANDLE_DOMAINS: Setting =
     setting("PDS_SERVICE_HANDLE_DOMAINS", "identity", "handle_domains");
 
@@ -118,6 +119,7 @@ pub const ALL: &[Setting] = &[
     DATA_DIRECTORY,
     BLOBSTORE_DISK_LOCATION,
     PLC_URL,
+    EMBEDDED_PLC,
     HANDLE_DOMAINS,
     INVITE_REQUIRED,
     ACCEPTING_REPO_IMPORTS,
