@@ -4,7 +4,8 @@
 //! check failed; 2 the configuration is unusable (or the command line is
 //! wrong), with one line on standard error naming the setting.
 
-use std::path::PathBuf;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,27 @@ enum Command {
     Serve,
     /// Ask the server configured here for /xrpc/_health; exit 0 if it answers, 1 if not.
     Healthcheck,
+    /// A did:plc directory for development and tests.
+    Plc {
+        #[command(subcommand)]
+        command: PlcCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PlcCommand {
+    /// Run a PLC directory until SIGTERM or SIGINT.
+    Serve {
+        /// TCP port to listen on; 0 picks a free one.
+        #[arg(long, default_value_t = 2582)]
+        port: u16,
+        /// IP address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: IpAddr,
+        /// The SQLite database of operations (created if missing).
+        #[arg(long, value_name = "PATH", default_value = "plc.sqlite")]
+        db: PathBuf,
+    },
 }
 
 /// How a command failed, which decides the exit code.
@@ -49,6 +71,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve(cli.config),
         Command::Healthcheck => healthcheck(cli.config),
+        Command::Plc {
+            command: PlcCommand::Serve { port, bind, db },
+        } => plc_serve(bind, port, &db),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,4 +118,15 @@ fn healthcheck(config_path: Option<PathBuf>) -> Result<(), Failure> {
     let body = pds::healthcheck::check(&config).map_err(Failure::Runtime)?;
     println!("{body}");
     Ok(())
+}
+
+fn plc_serve(bind: IpAddr, port: u16, db: &Path) -> Result<(), Failure> {
+    logging::init(LogFormat::from_env(&env_var)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime
+        .block_on(pds_plc::server::run(bind, port, db))
+        .map_err(|e| Failure::Runtime(e.to_string()))
 }

@@ -54,3 +54,56 @@ fn shipped_config_creates_accounts_with_the_embedded_directory() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
 }
+
+/// `pds plc serve`: a standalone directory for a local network of services.
+#[test]
+fn plc_serve_runs_a_directory_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = common::pds_command(
+        dir.path(),
+        &["plc", "serve", "--port", "0", "--db", "plc.sqlite"],
+        &[],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Logs go to one of the two streams; read both until the address shows up.
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let addr = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("pds plc serve reports its address");
+        if let Some(addr) = common::parse_listening_line(&line) {
+            break addr;
+        }
+    };
+    let health = http().get(format!("http://{addr}/_health")).send().unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let missing = http()
+        .get(format!("http://{addr}/did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"))
+        .send()
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    assert!(dir.path().join("plc.sqlite").exists());
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert!(child.wait().unwrap().success(), "exits cleanly on SIGTERM");
+}
