@@ -1,14 +1,14 @@
 //! Durable record writes through the group-committing [`Database`]: records per second at
 //! concurrency 1 and 16, spread over 20 accounts, with group commit on and (for comparison) off.
-//! Each write is a full commit: MST update, signed commit, proof blocks, SQLite with
-//! `synchronous=FULL`. `cargo bench -p pds-storage --bench write`.
+//! Each write is a full commit: MST update, signed commit, proof blocks, SQLite WAL with
+//! `synchronous` NORMAL (survives a process crash, as the reference) and FULL (survives power loss). `cargo bench -p pds-storage --bench write`.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use pds_crypto::{Algorithm, Keypair};
 use pds_repo::Write;
-use pds_storage::{Database, DatabaseOptions};
+use pds_storage::{Database, DatabaseOptions, Durability};
 use pds_syntax::{Nsid, RecordKey, TidClock};
 
 const ACCOUNTS: usize = 20;
@@ -22,10 +22,11 @@ fn post(i: usize) -> Vec<u8> {
     pds_ipld::json::json_to_cbor(&json).unwrap()
 }
 
-async fn run(concurrency: usize, writes: usize, max_batch: usize) -> f64 {
+async fn run(concurrency: usize, writes: usize, max_batch: usize, durability: Durability) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let options = DatabaseOptions {
         max_batch,
+        durability,
         ..Default::default()
     };
     let db = Database::open(&dir.path().join("pds.sqlite"), options).unwrap();
@@ -82,17 +83,19 @@ fn main() {
         .build()
         .unwrap();
     println!("# durable record writes, {ACCOUNTS} accounts, median of 3 runs");
-    for (concurrency, writes, batch, label) in [
-        (1, 1000, 256, "group commit"),
-        (16, 5000, 256, "group commit"),
-        (16, 2000, 1, "one fsync per write"),
-    ] {
-        let rates: Vec<f64> = (0..3)
-            .map(|_| rt.block_on(run(concurrency, writes, batch)))
-            .collect();
-        println!(
-            "create_record_c{concurrency}={:.0} records/s ({label})",
-            median(rates)
-        );
+    for durability in [Durability::Normal, Durability::Full] {
+        for (concurrency, writes, batch, label) in [
+            (1, 2000, 256, "group commit"),
+            (16, 5000, 256, "group commit"),
+            (16, 2000, 1, "one commit per write"),
+        ] {
+            let rates: Vec<f64> = (0..3)
+                .map(|_| rt.block_on(run(concurrency, writes, batch, durability)))
+                .collect();
+            println!(
+                "create_record_c{concurrency}={:.0} records/s ({label}, {durability:?})",
+                median(rates)
+            );
+        }
     }
 }

@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
+use crate::schema::Durability;
 use crate::store::{RepoCache, Store, StoreTx};
 use crate::{Result, StorageError};
 
@@ -29,6 +30,8 @@ pub struct DatabaseOptions {
     pub repo_cache: usize,
     /// Read connections kept open.
     pub readers: usize,
+    /// What an acknowledged write survives.
+    pub durability: Durability,
 }
 
 impl Default for DatabaseOptions {
@@ -37,6 +40,7 @@ impl Default for DatabaseOptions {
             max_batch: 256,
             repo_cache: 1024,
             readers: 8,
+            durability: Durability::default(),
         }
     }
 }
@@ -113,7 +117,7 @@ pub struct Database {
 impl Database {
     /// Opens (creating or upgrading) the database at `path` and starts its writer thread.
     pub fn open(path: &Path, options: DatabaseOptions) -> Result<Database> {
-        let store = Store::open(path)?;
+        let store = Store::open_with(path, options.durability)?;
         let (send, recv) = mpsc::channel::<Box<dyn Job>>();
         let stats = Arc::new(Stats::default());
         let writer_stats = stats.clone();

@@ -1,7 +1,7 @@
 //! SQLite storage of repositories: every account's blocks, its current commit (the head), and an
 //! index of its records, in one database file.
 //!
-//! Owns: the schema, durability settings (WAL, `synchronous=FULL`), and persisting what
+//! Owns: the schema, durability settings (WAL; `synchronous` NORMAL or FULL), and persisting what
 //! `pds-repo` computes. A commit's blocks, the new head and the record index change in one
 //! SQLite transaction, so after a crash a repo is either at the old commit or the new one,
 //! never in between. A [`StoreTx`] can hold several commits (of several accounts) so a writer
@@ -20,6 +20,7 @@ mod store;
 
 pub use blocks::RepoBlocks;
 pub use database::{Database, DatabaseOptions, Stats, Writer};
+pub use schema::Durability;
 pub use store::{RecordEntry, RepoCache, RepoHead, Store, StoreTx};
 
 /// Everything that can go wrong in storage.

@@ -35,12 +35,26 @@ CREATE TABLE record (
 CREATE INDEX record_cid ON record (did, cid);
 ";
 
+/// How hard a commit is pushed to disk before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// WAL `synchronous=NORMAL`: a committed write survives the process crashing (`kill -9`), not
+    /// the machine losing power. The reference PDS runs this way (better-sqlite3's default).
+    #[default]
+    Normal,
+    /// WAL `synchronous=FULL`: every commit is fsynced; it survives power loss too.
+    Full,
+}
+
 /// Applies the settings every connection needs.
-pub fn configure(conn: &Connection) -> Result<()> {
-    // WAL: readers never block the writer. synchronous=FULL: an acknowledged commit survives
-    // power loss, not just a process crash.
+pub fn configure(conn: &Connection, durability: Durability) -> Result<()> {
+    // WAL: readers never block the writer.
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    let synchronous = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(64);

@@ -10,6 +10,7 @@ use pds_syntax::{Tid, TidClock};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::blocks::RepoBlocks;
+use crate::schema::Durability;
 use crate::{Result, StorageError, schema};
 
 /// Recently written repos, kept loaded between commits. Bounded: the least recently used are
@@ -116,8 +117,13 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store> {
+        Self::open_with(path, Durability::default())
+    }
+
+    /// [`Store::open`] with a chosen durability.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Store> {
         let mut conn = Connection::open(path)?;
-        schema::configure(&conn)?;
+        schema::configure(&conn, durability)?;
         schema::migrate(&mut conn)?;
         Ok(Store { conn })
     }
