@@ -126,6 +126,9 @@ pub struct StorageConfig {
     pub data_directory: PathBuf,
     /// Where blobs are stored; `<data_directory>/blocks` unless set.
     pub blobstore_disk_location: PathBuf,
+    /// What an acknowledged write survives: a process crash (`normal`, as the reference) or
+    /// also power loss (`full`, an fsync per commit group).
+    pub durability: pds_storage::Durability,
 }
 
 #[derive(Debug, Clone)]
@@ -270,6 +273,16 @@ impl Config {
             .text(&s::BLOBSTORE_DISK_LOCATION, "a path", |t| !t.is_empty())?
             .map_or_else(|| data_directory.join("blocks"), PathBuf::from);
 
+        let durability = match src
+            .text(&s::SQLITE_SYNCHRONOUS, "normal or full", |t| {
+                matches!(t, "normal" | "full")
+            })?
+            .as_deref()
+        {
+            Some("full") => pds_storage::Durability::Full,
+            _ => pds_storage::Durability::Normal,
+        };
+
         // [identity]
         let embedded_plc = src.boolean(&s::EMBEDDED_PLC)?.unwrap_or(false);
         let plc_url = src
@@ -373,6 +386,7 @@ impl Config {
             storage: StorageConfig {
                 data_directory,
                 blobstore_disk_location,
+                durability,
             },
             identity: IdentityConfig {
                 plc_url,

@@ -17,8 +17,12 @@
 pub mod accounts;
 pub mod api;
 pub mod auth;
+pub mod blobs;
 pub mod config;
 pub mod healthcheck;
+pub mod identity_service;
 pub mod logging;
+pub mod mailer;
+pub mod records;
 pub mod server;
 pub mod state;

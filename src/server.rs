@@ -57,6 +57,8 @@ pub async fn run(mut config: Config, secrets: Secrets) -> Result<(), ServeError>
     tracing::info!(%public_url, "listening on http://{bound}");
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // The peer address reaches handlers (rate limits key on the client IP).
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stopped.await;
     });

@@ -23,8 +23,16 @@ pub struct AppContext {
     pub db: Database,
     /// Issues every repo `rev` and record key; never goes backwards.
     pub clock: Arc<TidClock>,
+    /// Resolves DIDs and handles (cached): what the outside world says about an identity.
+    pub id_resolver: pds_identity::IdentityResolver,
     /// The did:plc directory this process serves, when `identity.embedded_plc` is on.
     pub embedded_plc: Option<pds_plc::store::Store>,
+    /// Account signing keys, decoded once for the commits of record writes.
+    pub signing_keys: crate::records::SigningKeys,
+    /// Blob storage and bookkeeping; its collector of unreferenced blobs runs in the background.
+    pub blobs: crate::blobs::Blobs,
+    /// Outgoing mail (confirmation and reset codes): SMTP, the log in dev mode, or none.
+    pub mailer: crate::mailer::Mailer,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -39,7 +47,11 @@ impl AppContext {
     /// Opens the database (creating and migrating it) and builds the state.
     pub async fn open(config: Config, secrets: Secrets) -> Result<AppState, StorageError> {
         let path = config.storage.data_directory.join(DATABASE_FILE);
-        let db = Database::open(&path, DatabaseOptions::default())?;
+        let options = DatabaseOptions {
+            durability: config.storage.durability,
+            ..Default::default()
+        };
+        let db = Database::open(&path, options)?;
         db.write(|w| {
             crate::accounts::schema::migrate(w.tx.connection())?;
             Ok::<_, StorageError>(())
@@ -55,11 +67,15 @@ impl AppContext {
             false => None,
         };
         Ok(Arc::new(AppContext {
+            id_resolver: crate::identity_service::resolver(&config)?,
+            blobs: crate::blobs::Blobs::open(&config, db.clone()).await?,
+            mailer: crate::mailer::Mailer::open(&config, &db).await?,
             config,
             secrets,
             db,
             clock: Arc::new(TidClock::new()),
             embedded_plc,
+            signing_keys: Default::default(),
         }))
     }
 }

@@ -4,39 +4,8 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
-use common::{ServerOptions, TestServer, http};
+use common::{LocalPlc, ServerOptions, TestServer, http};
 use serde_json::{Value, json};
-
-/// A PLC directory on an ephemeral loopback port, for the life of the test.
-struct LocalPlc {
-    url: String,
-    _dir: tempfile::TempDir,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl LocalPlc {
-    fn start() -> LocalPlc {
-        let dir = tempfile::tempdir().unwrap();
-        let store = pds_plc::store::Store::open(&dir.path().join("plc.sqlite")).unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        runtime.spawn(async move { axum::serve(listener, pds_plc::server::router(store)).await });
-        LocalPlc {
-            url: format!("http://{addr}"),
-            _dir: dir,
-            _runtime: runtime,
-        }
-    }
-}
 
 fn start(plc: &LocalPlc) -> TestServer {
     TestServer::start_with(ServerOptions {

@@ -4,6 +4,9 @@
 //! (changes) or readers (lookups), so an account change and the repo change it goes with share
 //! one transaction. Handles and e-mail addresses are stored lowercase.
 
+pub mod app_passwords;
+pub mod email_tokens;
+pub mod invites;
 pub mod password;
 pub mod schema;
 pub mod service;
@@ -43,6 +46,15 @@ pub enum AccountError {
     /// The DID directory refused or failed.
     #[error("the DID directory: {0}")]
     Plc(String),
+    /// No invite code, or one that cannot be used (the message says which).
+    #[error("{0}")]
+    InvalidInviteCode(String),
+    /// The operator took the account down.
+    #[error("Account has been taken down")]
+    TakenDown,
+    /// An app password request that cannot be honoured (the message says why).
+    #[error("{0}")]
+    AppPassword(String),
 }
 
 pub type Result<T, E = AccountError> = std::result::Result<T, E>;
@@ -155,6 +167,32 @@ pub fn by_email(conn: &Connection, email: &str) -> Result<Option<Account>> {
         .optional()?)
 }
 
+/// The account, unless the operator took it down (what the reference calls `checkTakedown`).
+pub fn not_taken_down(conn: &Connection, did: &str) -> Result<Account> {
+    let account = by_did(conn, did)?.ok_or(AccountError::NotFound)?;
+    if account.takendown {
+        return Err(AccountError::TakenDown);
+    }
+    Ok(account)
+}
+
+/// Changes an account's handle. [`AccountError::HandleTaken`] if another account has it.
+pub fn set_handle(conn: &Connection, did: &str, handle: &str) -> Result<()> {
+    let handle = handle.to_lowercase();
+    if let Some(other) = by_handle(conn, &handle)?
+        && other.did != did
+    {
+        return Err(AccountError::HandleTaken);
+    }
+    let changed = conn
+        .prepare_cached("UPDATE account SET handle = ?2 WHERE did = ?1")?
+        .execute((did, &handle))?;
+    if changed == 0 {
+        return Err(AccountError::NotFound);
+    }
+    Ok(())
+}
+
 /// Finds an account by what a person types to log in: a handle, a DID or an e-mail address.
 pub fn by_identifier(conn: &Connection, identifier: &str) -> Result<Option<Account>> {
     if identifier.starts_with("did:") {
@@ -186,6 +224,7 @@ pub fn signing_key(conn: &Connection, did: &str) -> Result<Keypair> {
 }
 
 /// An app password's stored hash.
+#[derive(Debug, Clone)]
 pub struct AppPasswordHash {
     pub name: String,
     pub hash: String,

@@ -23,8 +23,14 @@ fn derive(password: &str, salt_hex: &str) -> [u8; KEY_LEN] {
 pub fn hash(password: &str) -> String {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).expect("the OS has randomness");
-    let salt_hex = HEXLOWER.encode(&salt);
-    let key = derive(password, &salt_hex);
+    hash_with_salt(password, &HEXLOWER.encode(&salt))
+}
+
+/// Hashes with a salt the caller chose (hex text), in the same stored form. App passwords use
+/// one derived from the DID, as the reference does, so a login computes one hash to compare
+/// with all of an account's app passwords (see `app_passwords::find`).
+pub fn hash_with_salt(password: &str, salt_hex: &str) -> String {
+    let key = derive(password, salt_hex);
     format!("{salt_hex}:{}", HEXLOWER.encode(&key))
 }
 

@@ -21,6 +21,8 @@ pub struct CreateAccountInput {
     pub password: String,
     /// A did:key the user holds, listed first among the DID's rotation keys.
     pub recovery_key: Option<String>,
+    /// An invite code to use up in the account's transaction (when the server requires one).
+    pub invite_code: Option<String>,
 }
 
 /// A created account and its first session.
@@ -127,8 +129,12 @@ pub async fn create_account(
             signing_key.clone(),
         );
         let clock_ctx = ctx.clock.clone();
+        let invite_code = input.invite_code;
         ctx.db
             .write(move |w| {
+                if let Some(code) = &invite_code {
+                    super::invites::consume(w.tx.connection(), code, &did, &created_at)?;
+                }
                 let new = NewAccount {
                     did: &did,
                     handle: &handle,
@@ -215,21 +221,20 @@ pub async fn login(
             return Err(AccountError::BadCredentials);
         }
     };
+    let did = account.did.clone();
     let verdict = tokio::task::spawn_blocking(move || {
         if password::verify(&password, &hash) {
             return Some((Scope::Full, None));
         }
-        app_passwords
-            .into_iter()
-            .find(|p| password::verify(&password, &p.hash))
-            .map(|p| {
-                let scope = if p.privileged {
-                    Scope::AppPassPrivileged
-                } else {
-                    Scope::AppPass
-                };
-                (scope, Some(p.name))
-            })
+        // One scrypt for all of them (they share the DID's salt).
+        super::app_passwords::find(&did, &password, app_passwords).map(|p| {
+            let scope = if p.privileged {
+                Scope::AppPassPrivileged
+            } else {
+                Scope::AppPass
+            };
+            (scope, Some(p.name))
+        })
     })
     .await
     .map_err(|e| AccountError::Key(e.to_string()))?;

@@ -190,7 +190,44 @@ impl From<crate::accounts::AccountError> for ApiError {
             E::Plc(detail) => {
                 ApiError::upstream_failure(format!("The DID directory refused or failed: {detail}"))
             }
+            E::InvalidInviteCode(_) => bad("InvalidInviteCode", &e),
+            E::AppPassword(_) => bad("InvalidRequest", &e),
+            E::TakenDown => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "AccountTakedown", e.to_string())
+            }
             E::Db(_) | E::Storage(_) | E::Key(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<crate::records::RecordError> for ApiError {
+    fn from(e: crate::records::RecordError) -> Self {
+        use crate::records::RecordError as E;
+        let bad = |name: &'static str, m: String| ApiError::new(StatusCode::BAD_REQUEST, name, m);
+        match e {
+            E::InvalidRequest(m) => ApiError::invalid_request(m),
+            E::InvalidRecord(m) => ApiError::new(StatusCode::BAD_REQUEST, "InvalidRecord", m),
+            E::InvalidSwap(m) => bad("InvalidSwap", m),
+            E::RecordNotFound(m) => bad("RecordNotFound", m),
+            E::RepoNotFound(m) => bad("RepoNotFound", m),
+            E::RepoTakendown(m) => bad("RepoTakendown", m),
+            E::RepoDeactivated(m) => bad("RepoDeactivated", m),
+            // The reference's `findAccount` and ownership refusals, statuses included.
+            E::AccountNotFound => {
+                ApiError::new(StatusCode::FORBIDDEN, "AccountNotFound", e.to_string())
+            }
+            E::AccountTakedown => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "AccountTakedown", e.to_string())
+            }
+            E::AccountDeactivated => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "AccountDeactivated",
+                e.to_string(),
+            ),
+            E::NotRepoOwner => ApiError::authentication_required(e.to_string()),
+            E::Blob(e) => e.into(),
+            E::Account(e) => e.into(),
+            E::Storage(_) | E::Internal(_) => ApiError::internal(e),
         }
     }
 }

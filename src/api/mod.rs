@@ -9,6 +9,7 @@ pub mod basic;
 pub mod com;
 pub mod error;
 pub mod input;
+pub mod rate_limit;
 pub mod xrpc;
 
 use std::time::Duration;
@@ -47,10 +48,15 @@ pub fn app(state: AppState) -> Router {
     let xrpc = XrpcRouter::new().query(basic::HEALTH, basic::health);
     let xrpc = com::register(xrpc);
     let embedded_plc = state.embedded_plc.clone().map(pds_plc::server::router);
+    let rate_limiter = rate_limit::RateLimiter::new(state.config.limits.rate_limits_enabled);
 
     let router = Router::new()
         .route("/", get(basic::root))
         .route("/robots.txt", get(basic::robots_txt))
+        .route(
+            com::atproto::identity::well_known::PATH,
+            get(com::atproto::identity::well_known::atproto_did),
+        )
         .merge(xrpc.into_router())
         .fallback(xrpc::not_found)
         .with_state(state);
@@ -64,6 +70,15 @@ pub fn app(state: AppState) -> Router {
         // blobs, so it is turned off.
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(body_limit))
+        // Reads what a refused request still sends, so the client gets the error, not a reset.
+        .layer(middleware::from_fn(
+            com::atproto::repo::upload_blob::drain_unread_bodies,
+        ))
+        // Login and sign-up limits (inside the error-shaping layer, so a 429 has the XRPC body).
+        .layer(middleware::from_fn_with_state(
+            rate_limiter,
+            rate_limit::limit,
+        ))
         // Outside the limit so that its 413 gets the XRPC error body too.
         .layer(middleware::from_fn(xrpc::json_error_bodies))
         // Browser clients call XRPC from other origins; outermost, so that

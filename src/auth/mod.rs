@@ -10,6 +10,7 @@
 //! token works once: refreshing consumes it, so a stolen one stops working when either party
 //! uses it.
 
+pub mod admin;
 mod extract;
 
 pub use extract::{AccessAuth, RefreshAuth};

@@ -57,6 +57,9 @@ pub const BLOBSTORE_DISK_LOCATION: Setting = setting(
     "blobstore_disk_location",
 );
 
+pub const SQLITE_SYNCHRONOUS: Setting =
+    setting("PDS_SQLITE_SYNCHRONOUS", "storage", "sqlite_synchronous");
+
 // [identity]: DIDs and handles.
 pub const PLC_URL: Setting = setting("PDS_DID_PLC_URL", "identity", "plc_url");
 pub const EMBEDDED_PLC: Setting = setting("PDS_EMBEDDED_PLC", "identity", "embedded_plc");
@@ -118,6 +121,7 @@ pub const ALL: &[Setting] = &[
     CONTACT_EMAIL,
     DATA_DIRECTORY,
     BLOBSTORE_DISK_LOCATION,
+    SQLITE_SYNCHRONOUS,
     PLC_URL,
     EMBEDDED_PLC,
     HANDLE_DOMAINS,

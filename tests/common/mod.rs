@@ -217,6 +217,14 @@ impl TestServer {
 
     /// Sends SIGTERM and waits for the exit. Returns the status and the
     /// working directory (to restart on the same data).
+    /// Kills the server with SIGKILL (no chance to clean up), as a crash or power cut would,
+    /// and hands back its working directory for a restart.
+    pub fn kill_hard(mut self) -> TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, TempDir::new().expect("temp dir"))
+    }
+
     pub fn terminate(mut self) -> (ExitStatus, TempDir) {
         let sent = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -297,4 +305,33 @@ pub fn http() -> reqwest::blocking::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client")
+}
+
+/// A PLC directory on an ephemeral loopback port, for the life of the test.
+pub struct LocalPlc {
+    pub url: String,
+    _dir: tempfile::TempDir,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl LocalPlc {
+    pub fn start() -> LocalPlc {
+        let dir = tempfile::tempdir().unwrap();
+        let store = pds_plc::store::Store::open(&dir.path().join("plc.sqlite")).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        runtime.spawn(async move { axum::serve(listener, pds_plc::server::router(store)).await });
+        LocalPlc {
+            url: format!("http://{addr}"),
+            _dir: dir,
+            _runtime: runtime,
+        }
+    }
 }

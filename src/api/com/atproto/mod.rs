@@ -3,11 +3,13 @@
 pub mod identity;
 pub mod repo;
 pub mod server;
+pub mod sync;
 
 use crate::api::xrpc::XrpcRouter;
 
 pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
     let xrpc = server::register(xrpc);
     let xrpc = repo::register(xrpc);
+    let xrpc = sync::register(xrpc);
     identity::register(xrpc)
 }

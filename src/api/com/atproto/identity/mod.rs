@@ -1,7 +1,12 @@
 //! `com.atproto.identity.*`: handles and DIDs.
 
+pub mod resolve_handle;
+pub mod update_handle;
+pub mod well_known;
+
 use crate::api::xrpc::XrpcRouter;
 
 pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
-    xrpc
+    xrpc.query(resolve_handle::NSID, resolve_handle::handle)
+        .procedure(update_handle::NSID, update_handle::handle)
 }

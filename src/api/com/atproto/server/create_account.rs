@@ -6,6 +6,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::service::{self, CreateAccountInput};
+use crate::accounts::{AccountError, invites};
 use crate::api::{ApiError, XrpcJson};
 use crate::state::AppState;
 
@@ -41,14 +42,23 @@ pub async fn handle(
             "Creating an account for an existing DID is not supported yet",
         ));
     }
-    if state.config.accounts.invite_required {
-        // Invite codes are not implemented yet: refuse rather than let anyone in.
-        return Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "InvalidInviteCode",
-            "This server requires an invite code, and invite codes are not available yet",
-        ));
-    }
+    // When invites are required, a usable code is checked here, before a DID is registered for
+    // nothing, and used up in the transaction that creates the account. When they are not, a
+    // code sent anyway is ignored.
+    let invite_code = if state.config.accounts.invite_required {
+        let code = input
+            .invite_code
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| AccountError::InvalidInviteCode("No invite code provided".into()))?;
+        let checked = code.clone();
+        state
+            .db
+            .read(move |store| invites::check_available(store.connection(), &checked))
+            .await?;
+        Some(code)
+    } else {
+        None
+    };
     let password = input
         .password
         .ok_or_else(|| ApiError::invalid_request("A password is required"))?;
@@ -59,6 +69,7 @@ pub async fn handle(
             email: input.email,
             password,
             recovery_key: input.recovery_key,
+            invite_code,
         },
     )
     .await?;

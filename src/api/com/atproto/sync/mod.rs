@@ -1,0 +1,189 @@
+//! `com.atproto.sync.*`: what relays, AppViews and other servers fetch from this one.
+//!
+//! Also the helpers these public methods share: the optional caller (the account itself and the
+//! operator see their repo whatever its status), the reference's repo availability check, and
+//! query parameter parsing with the reference's messages.
+
+pub mod get_blob;
+pub mod list_blobs;
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::accounts::{self, Account};
+use crate::api::ApiError;
+use crate::api::xrpc::XrpcRouter;
+use crate::auth::AccessAuth;
+use crate::auth::admin::AdminAuth;
+use crate::state::AppState;
+
+pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
+    xrpc.query(get_blob::NSID, get_blob::handle)
+        .query(list_blobs::NSID, list_blobs::handle)
+}
+
+/// Who calls a method that anyone may call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Anonymous,
+    Account(String),
+    Admin,
+}
+
+impl Caller {
+    /// The account `did` itself, or the operator: they see the repo whatever its status.
+    pub fn is_self_or_admin(&self, did: &str) -> bool {
+        match self {
+            Caller::Anonymous => false,
+            Caller::Account(caller) => caller == did,
+            Caller::Admin => true,
+        }
+    }
+}
+
+/// Credentials are optional, but if given they must be valid (as the reference).
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(AUTHORIZATION) else {
+            return Ok(Caller::Anonymous);
+        };
+        let is_basic = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().split_once(' '))
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"));
+        if is_basic {
+            AdminAuth::from_request_parts(parts, state).await?;
+            Ok(Caller::Admin)
+        } else {
+            let auth = AccessAuth::from_request_parts(parts, state).await?;
+            Ok(Caller::Account(auth.did))
+        }
+    }
+}
+
+/// The account of `did` if its repo may be served to `caller`: 400 `RepoNotFound`,
+/// `RepoTakendown`, `RepoDeactivated` otherwise, with the reference's messages.
+pub async fn assert_repo_available(
+    state: &AppState,
+    did: &str,
+    caller: &Caller,
+) -> Result<Account, ApiError> {
+    let lookup = did.to_owned();
+    let account = state
+        .db
+        .read(move |store| accounts::by_did(store.connection(), &lookup))
+        .await?;
+    let bad =
+        |name: &'static str, message: String| ApiError::new(StatusCode::BAD_REQUEST, name, message);
+    let Some(account) = account else {
+        return Err(bad(
+            "RepoNotFound",
+            format!("Could not find repo for DID: {did}"),
+        ));
+    };
+    if caller.is_self_or_admin(did) {
+        return Ok(account);
+    }
+    if account.takendown {
+        return Err(bad(
+            "RepoTakendown",
+            format!("Repo has been takendown: {did}"),
+        ));
+    }
+    if account.deactivated {
+        return Err(bad(
+            "RepoDeactivated",
+            format!("Repo has been deactivated: {did}"),
+        ));
+    }
+    Ok(account)
+}
+
+/// A method's query parameters, checked one by one with the reference's messages
+/// (`Params must have the property "did"`, `limit can not be greater than 1000`). An empty value
+/// counts as absent, as in the reference.
+#[derive(Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map_err(|e| ApiError::invalid_request(format!("Invalid query string: {e}")))?;
+        Ok(Params(pairs))
+    }
+}
+
+impl Params {
+    /// The value of `name`, if given and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn required(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name).ok_or_else(|| {
+            ApiError::invalid_request(format!("Params must have the property \"{name}\""))
+        })
+    }
+
+    /// A required DID parameter.
+    pub fn did(&self, name: &str) -> Result<String, ApiError> {
+        let value = self.required(name)?;
+        pds_syntax::Did::new(value)
+            .map(|_| value.to_owned())
+            .map_err(|_| ApiError::invalid_request(format!("{name} must be a valid did")))
+    }
+
+    /// A required CID parameter.
+    pub fn cid(&self, name: &str) -> Result<pds_ipld::Cid, ApiError> {
+        let value = self.required(name)?;
+        pds_ipld::parse_cid(value)
+            .map_err(|_| ApiError::invalid_request(format!("{name} must be a cid string")))
+    }
+
+    /// An optional TID parameter.
+    pub fn tid(&self, name: &str) -> Result<Option<String>, ApiError> {
+        self.get(name)
+            .map(|value| {
+                pds_syntax::Tid::new(value)
+                    .map(|_| value.to_owned())
+                    .map_err(|_| ApiError::invalid_request(format!("{name} must be a valid TID")))
+            })
+            .transpose()
+    }
+
+    /// An integer parameter in `min..=max`, `default` if absent.
+    pub fn integer(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+        let Some(value) = self.get(name) else {
+            return Ok(default);
+        };
+        let n: i64 = value
+            .parse()
+            .map_err(|_| ApiError::invalid_request(format!("{name} must be an integer")))?;
+        if n < min {
+            return Err(ApiError::invalid_request(format!(
+                "{name} can not be less than {min}"
+            )));
+        }
+        if n > max {
+            return Err(ApiError::invalid_request(format!(
+                "{name} can not be greater than {max}"
+            )));
+        }
+        Ok(n)
+    }
+
+    /// The `limit` of a listing: 1 to 1000, 500 if absent (the blob listings' lexicons).
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        Ok(self.integer("limit", 500, 1, 1000)? as usize)
+    }
+}

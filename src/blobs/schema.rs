@@ -1,0 +1,56 @@
+//! The blob tables. They live in the shared database beside the repos, so linking a record's
+//! blobs happens in the same transaction as the commit that writes the record.
+
+use rusqlite::Connection;
+
+/// This component's schema version, kept in `schema_version` beside other components'.
+const VERSION: i64 = 1;
+
+const V1: &str = "
+-- One row per blob an account uploaded and that is still stored.
+CREATE TABLE blob (
+    did          TEXT NOT NULL,
+    cid          TEXT NOT NULL,             -- base32 CID string: CIDv1, raw codec, sha2-256
+    mime_type    TEXT NOT NULL,
+    size         INTEGER NOT NULL,          -- bytes
+    created_at   INTEGER NOT NULL,          -- unix ms of the latest upload; GC grace counts from it
+    linked       INTEGER NOT NULL DEFAULT 0, -- 1 while a record_blob row points at it
+    takedown_ref TEXT,
+    PRIMARY KEY (did, cid)
+) WITHOUT ROWID;
+-- What the garbage collector looks at: unreferenced blobs, oldest first.
+CREATE INDEX blob_unlinked ON blob (created_at) WHERE linked = 0;
+-- Which record references which blob. A row may name a blob that is not (yet) stored: after a
+-- repo import, until the blob is uploaded again (com.atproto.repo.listMissingBlobs).
+CREATE TABLE record_blob (
+    did        TEXT NOT NULL,
+    blob_cid   TEXT NOT NULL,
+    record_uri TEXT NOT NULL,               -- at://<did>/<collection>/<rkey>
+    rev        TEXT NOT NULL,               -- the repo rev that wrote the record
+    PRIMARY KEY (did, blob_cid, record_uri)
+) WITHOUT ROWID;
+CREATE INDEX record_blob_record ON record_blob (did, record_uri);
+";
+
+/// Creates or upgrades the blob tables.
+pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    )?;
+    let version: i64 = conn
+        .query_row(
+            "SELECT version FROM schema_version WHERE component = 'blobs'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    if version < 1 {
+        conn.execute_batch(V1)?;
+    }
+    conn.execute(
+        "INSERT INTO schema_version (component, version) VALUES ('blobs', ?1)
+         ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+        [VERSION],
+    )?;
+    Ok(())
+}
