@@ -1333,3 +1333,36 @@ fn records_link_uploaded_blobs() {
         );
     }
 }
+
+/// Found in review: a JSON body is parsed whole, so it gets its own small limit (not the blob
+/// limit), and a CID parameter is length-checked before decoding (decoding is quadratic).
+#[test]
+fn oversized_json_and_cid_inputs_are_refused_cheaply() {
+    let plc = LocalPlc::start();
+    let server = start(&plc, None);
+    let alice = create_account(&server, "bigbody");
+    let huge = json!({"repo": alice.did, "collection": POST,
+        "record": {"$type": POST, "text": "x", "createdAt": NOW, "pad": vec![0; 600_000]}});
+    let answer = post(
+        &server,
+        "com.atproto.repo.createRecord",
+        Some(&alice.jwt),
+        huge,
+    );
+    assert_error(&answer, 413, "PayloadTooLarge", "limited to");
+
+    let long_cid = format!("z{}", "2".repeat(60_000));
+    let started = std::time::Instant::now();
+    let res = http()
+        .get(server.url(&format!(
+            "/xrpc/com.atproto.sync.getBlob?did={}&cid={long_cid}",
+            alice.did
+        )))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "answered at once"
+    );
+}

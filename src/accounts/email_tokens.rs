@@ -482,12 +482,10 @@ pub fn reserve_signing_key(
     candidate: &Keypair,
     now_ms: i64,
 ) -> Result<String> {
-    let sql = format!(
-        "DELETE FROM reserved_signing_key WHERE coalesce({}, 0) < ?1",
-        ms_of("created_at")
-    );
-    conn.prepare_cached(&sql)?
-        .execute([now_ms - RESERVATION_TTL_MS])?;
+    // Timestamps are fixed-format UTC text, which sorts in time order: a plain comparison
+    // uses the index (a computed one would scan the whole table on the writer thread).
+    conn.prepare_cached("DELETE FROM reserved_signing_key WHERE created_at < ?1")?
+        .execute([datetime_from_ms(now_ms - RESERVATION_TTL_MS)])?;
     if let Some(did) = did
         && let Some(existing) = reserved_key(conn, did)?
     {

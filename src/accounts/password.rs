@@ -11,7 +11,39 @@ const R: u32 = 8;
 const P: u32 = 1;
 const KEY_LEN: usize = 64;
 
+/// scrypt takes 16 MiB and tens of milliseconds per call, and log-in attempts need no account:
+/// at most this many run at once, the rest wait (on their blocking threads, holding no memory).
+const MAX_CONCURRENT: usize = 2;
+
+struct Permits {
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+static PERMITS: Permits = Permits {
+    free: std::sync::Mutex::new(MAX_CONCURRENT),
+    freed: std::sync::Condvar::new(),
+};
+
+fn with_permit<T>(f: impl FnOnce() -> T) -> T {
+    {
+        let mut free = PERMITS.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = PERMITS.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+    }
+    let out = f();
+    *PERMITS.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    PERMITS.freed.notify_one();
+    out
+}
+
 fn derive(password: &str, salt_hex: &str) -> [u8; KEY_LEN] {
+    with_permit(|| derive_now(password, salt_hex))
+}
+
+fn derive_now(password: &str, salt_hex: &str) -> [u8; KEY_LEN] {
     let params = scrypt::Params::new(LOG_N, R, P).expect("constant scrypt parameters are valid");
     let mut out = [0u8; KEY_LEN];
     scrypt::scrypt(password.as_bytes(), salt_hex.as_bytes(), &params, &mut out)

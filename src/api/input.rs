@@ -8,6 +8,9 @@ use serde::de::DeserializeOwned;
 
 use super::ApiError;
 
+/// The largest JSON procedure body accepted (200 writes of ordinary records fit many times).
+pub const MAX_JSON_BODY: usize = 1 << 20;
+
 /// A JSON request body deserialized into `T`.
 pub struct XrpcJson<T>(pub T);
 
@@ -26,9 +29,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for XrpcJson<T> {
                 "Request encoding must be application/json",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::invalid_request(format!("Could not read the request body: {e}"))
-        })?;
+        let _ = state;
+        // JSON inputs are small; a large one would cost many times its size once parsed, so it
+        // is refused here, long before the blob-sized limit every route has.
+        let bytes: Bytes = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY)
+            .await
+            .map_err(|_| {
+                ApiError::payload_too_large(format!(
+                    "JSON request bodies are limited to {MAX_JSON_BODY} bytes"
+                ))
+            })?;
         serde_json::from_slice(&bytes)
             .map(XrpcJson)
             .map_err(|e| ApiError::invalid_request(format!("Invalid request body: {e}")))

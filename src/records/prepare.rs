@@ -86,6 +86,12 @@ pub fn record(
     }
     let blobs = pds_ipld::collect_blob_refs(&record);
     let bytes = pds_ipld::to_cbor(&record).map_err(|e| invalid(format!("Bad record: {e}")))?;
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(invalid_record(format!(
+            "Record is {} bytes of DAG-CBOR; the limit is {MAX_RECORD_BYTES}",
+            bytes.len()
+        )));
+    }
     let cid = pds_ipld::cid_for_cbor(&bytes);
     Ok(PreparedRecord {
         collection: collection.clone(),
@@ -180,6 +186,10 @@ fn is_legacy_blob(map: &std::collections::BTreeMap<String, Ipld>) -> bool {
         && matches!(map.get("cid"), Some(Ipld::String(s)) if pds_ipld::parse_cid(s).is_ok())
         && matches!(map.get("mimeType"), Some(Ipld::String(_)))
 }
+
+/// The largest record stored. Readers decode whole records, and a repo export must stay
+/// importable (CAR blocks are limited to 2 MiB).
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
 fn invalid(message: impl Into<String>) -> RecordError {
     RecordError::InvalidRequest(message.into())

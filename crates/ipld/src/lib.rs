@@ -88,9 +88,22 @@ pub fn verify_cid(cid: &Cid, bytes: &[u8]) -> bool {
 
 /// Parses a CID from its string form (base32 `b...` for CIDv1).
 pub fn parse_cid(s: &str) -> Result<Cid> {
-    s.parse::<Cid>()
-        .map_err(|e| Error::Cid(format!("{s:?}: {e}")))
+    // Decoding base58/base36 text costs the square of its length: refuse what no real CID is
+    // (a sha2-256 CIDv1 is 59 characters in base32) before decoding anything.
+    if s.len() > MAX_CID_STRING_LEN {
+        return Err(Error::Cid(format!(
+            "CID string of {} characters is too long",
+            s.len()
+        )));
+    }
+    s.parse::<Cid>().map_err(|e| {
+        let shown: String = s.chars().take(64).collect();
+        Error::Cid(format!("{shown:?}: {e}"))
+    })
 }
+
+/// The longest CID string accepted (generous: any hash atproto uses fits in half of it).
+pub const MAX_CID_STRING_LEN: usize = 128;
 
 /// A CID as a hash-map key that hashes only what varies (codec and digest), for the maps of
 /// blocks that imports, exports and commits build. Equality is full CID equality, and the maps
@@ -126,4 +139,20 @@ pub fn from_cbor<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 pub fn encode_block<T: serde::Serialize + ?Sized>(value: &T) -> Result<(Cid, Vec<u8>)> {
     let bytes = to_cbor(value)?;
     Ok((cid_for_cbor(&bytes), bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlong_cid_strings_are_refused_before_decoding() {
+        // 60,000 base58 digits would take seconds to decode; the length check answers at once.
+        let long = format!("z{}", "2".repeat(60_000));
+        let start = std::time::Instant::now();
+        let err = parse_cid(&long).unwrap_err().to_string();
+        assert!(start.elapsed() < std::time::Duration::from_millis(50));
+        assert!(err.len() < 200, "the error does not echo the input: {err}");
+        assert!(parse_cid("bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm").is_ok());
+    }
 }
