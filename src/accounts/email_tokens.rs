@@ -39,9 +39,6 @@ pub const MAX_NEW_PASSWORD_LEN: usize = 256;
 /// The longest password checked against a stored one (the reference's limit for old passwords).
 pub const MAX_PASSWORD_LEN: usize = 512;
 
-/// This component's schema version, kept in `schema_version` beside other components'.
-const VERSION: i64 = 1;
-
 const V1: &str = "
 -- Signing keys reserved (com.atproto.server.reserveSigningKey) for an account about to migrate
 -- in: createAccount uses the key whose did:key the old server put in the DID document.
@@ -58,26 +55,7 @@ CREATE INDEX email_token_by_token ON email_token (purpose, token);
 /// Creates or upgrades this component's tables. Needs the account tables
 /// ([`super::schema::migrate`]) first.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
-    )?;
-    let version: i64 = conn
-        .query_row(
-            "SELECT version FROM schema_version WHERE component = 'email_tokens'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0);
-    if version < 1 {
-        conn.execute_batch(V1)?;
-    }
-    conn.execute(
-        "INSERT INTO schema_version (component, version) VALUES ('email_tokens', ?1)
-         ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-        [VERSION],
-    )?;
-    Ok(())
+    pds_storage::migrate_component(conn, "email_tokens", &[V1])
 }
 
 /// What a code is for; the names are the reference's `email_token.purpose` values.

@@ -3,9 +3,6 @@
 
 use rusqlite::Connection;
 
-/// This component's schema version, kept in `schema_version` beside other components'.
-const VERSION: i64 = 1;
-
 const V1: &str = "
 CREATE TABLE account (
     did                TEXT PRIMARY KEY,
@@ -59,23 +56,5 @@ CREATE TABLE email_token (
 
 /// Creates or upgrades the account tables.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
-    )?;
-    let version: i64 = conn
-        .query_row(
-            "SELECT version FROM schema_version WHERE component = 'accounts'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or(0);
-    if version < 1 {
-        conn.execute_batch(V1)?;
-    }
-    conn.execute(
-        "INSERT INTO schema_version (component, version) VALUES ('accounts', ?1)
-         ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-        [VERSION],
-    )?;
-    Ok(())
+    pds_storage::migrate_component(conn, "accounts", &[V1])
 }

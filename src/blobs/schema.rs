@@ -3,9 +3,6 @@
 
 use rusqlite::Connection;
 
-/// This component's schema version, kept in `schema_version` beside other components'.
-const VERSION: i64 = 1;
-
 const V1: &str = "
 -- One row per blob an account uploaded and that is still stored.
 CREATE TABLE blob (
@@ -34,23 +31,5 @@ CREATE INDEX record_blob_record ON record_blob (did, record_uri);
 
 /// Creates or upgrades the blob tables.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
-    )?;
-    let version: i64 = conn
-        .query_row(
-            "SELECT version FROM schema_version WHERE component = 'blobs'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or(0);
-    if version < 1 {
-        conn.execute_batch(V1)?;
-    }
-    conn.execute(
-        "INSERT INTO schema_version (component, version) VALUES ('blobs', ?1)
-         ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-        [VERSION],
-    )?;
-    Ok(())
+    pds_storage::migrate_component(conn, "blobs", &[V1])
 }

@@ -20,7 +20,7 @@ mod store;
 
 pub use blocks::RepoBlocks;
 pub use database::{Database, DatabaseOptions, Stats, Writer};
-pub use schema::Durability;
+pub use schema::{Durability, migrate_component};
 pub use store::{RecordEntry, RepoCache, RepoHead, Store, StoreTx};
 
 /// Everything that can go wrong in storage.

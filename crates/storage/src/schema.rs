@@ -75,3 +75,34 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     tx.commit()?;
     Ok(())
 }
+
+/// Brings one server component's own tables up to date: `steps[i]` is the SQL that takes the
+/// component from version `i` to `i + 1`. Each component's version is kept in
+/// `schema_version`, so components (accounts, blobs, ...) migrate independently, in the same
+/// database and in the caller's transaction.
+pub fn migrate_component(
+    conn: &Connection,
+    component: &str,
+    steps: &[&str],
+) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    )?;
+    let version: i64 = conn
+        .query_row(
+            "SELECT version FROM schema_version WHERE component = ?1",
+            [component],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    let done = usize::try_from(version).unwrap_or(0);
+    for step in steps.iter().skip(done) {
+        conn.execute_batch(step)?;
+    }
+    conn.execute(
+        "INSERT INTO schema_version (component, version) VALUES (?1, ?2)
+         ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+        (component, steps.len() as i64),
+    )?;
+    Ok(())
+}
