@@ -17,6 +17,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -81,6 +82,11 @@ pub fn app(state: AppState) -> Router {
         ))
         // Outside the limit so that its 413 gets the XRPC error body too.
         .layer(middleware::from_fn(xrpc::json_error_bodies))
+        // A handler that panics (a bug) answers 500 in the XRPC shape instead of dropping the
+        // connection; the server keeps running either way.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::internal("a request handler panicked").into_response()
+        }))
         // Browser clients call XRPC from other origins; outermost, so that
         // error responses carry the CORS headers and the browser can read them.
         .layer(CorsLayer::permissive().max_age(CORS_MAX_AGE))

@@ -72,7 +72,15 @@ where
     fn run(&mut self, writer: &mut Writer<'_, '_>) {
         let work = self.work.take().expect("a job runs once");
         let repos = &mut *writer.repos;
-        let outcome = writer.tx.isolated(|tx| work(&mut Writer { tx, repos }));
+        // A request that panics must not take the writer (and so every later write) with it:
+        // it fails alone and its savepoint is rolled back like any other failure. The repo it
+        // was changing is not put back in the cache (a taken repo returns only on success).
+        let outcome = writer.tx.isolated(|tx| {
+            let run = std::panic::AssertUnwindSafe(|| work(&mut Writer { tx, repos }));
+            std::panic::catch_unwind(run).unwrap_or_else(|_| {
+                Err(StorageError::Corrupt("the request failed unexpectedly".into()).into())
+            })
+        });
         self.outcome = Some(outcome);
     }
 

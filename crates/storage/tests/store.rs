@@ -549,6 +549,49 @@ mod database {
         .unwrap();
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_request_fails_alone() {
+        let (_dir, db, key, clock) = open().await;
+        let (k, c) = (key.clone(), clock.clone());
+        db.write(move |w| w.tx.create_repo(&did(0), &k, &c, &[]))
+            .await
+            .unwrap();
+        let (k, c) = (key.clone(), clock.clone());
+        let failed = db
+            .write(move |w| {
+                w.tx.apply_writes_cached(
+                    w.repos,
+                    &did(0),
+                    &k,
+                    &c,
+                    &[create("3kpanicpanicp", "x")],
+                )?;
+                if w.tx.head(&did(0))?.is_some() {
+                    panic!("a bug in some request");
+                }
+                Ok::<_, StorageError>(())
+            })
+            .await;
+        assert!(failed.is_err());
+        // Its write was rolled back, and the writer still works.
+        let (k, c) = (key.clone(), clock.clone());
+        db.write(move |w| {
+            w.tx.apply_writes_cached(w.repos, &did(0), &k, &c, &[create("3kafterpanic1", "x")])
+        })
+        .await
+        .unwrap();
+        let found = db
+            .read(|s| {
+                Ok::<_, StorageError>(
+                    s.get_record(&did(0), "app.bsky.feed.post", "3kpanicpanicp")?
+                        .is_some(),
+                )
+            })
+            .await
+            .unwrap();
+        assert!(!found);
+    }
+
     #[tokio::test]
     async fn a_closed_database_refuses_writes() {
         let (_dir, db, _key, _clock) = open().await;
