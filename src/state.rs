@@ -66,6 +66,7 @@ impl AppContext {
             }
             false => None,
         };
+        spawn_refresh_token_purge(db.clone());
         Ok(Arc::new(AppContext {
             id_resolver: crate::identity_service::resolver(&config)?,
             blobs: crate::blobs::Blobs::open(&config, db.clone()).await?,
@@ -78,4 +79,29 @@ impl AppContext {
             signing_keys: Default::default(),
         }))
     }
+}
+
+/// How often expired refresh tokens are deleted (each log-in adds one; they expire after 90
+/// days but would otherwise stay in the table forever).
+const REFRESH_TOKEN_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+fn spawn_refresh_token_purge(db: Database) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(REFRESH_TOKEN_PURGE_EVERY);
+        loop {
+            every.tick().await;
+            let now = crate::auth::now_secs();
+            let purged = db
+                .write(move |w| {
+                    crate::accounts::purge_expired_refresh_tokens(w.tx.connection(), now)
+                })
+                .await;
+            match purged {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired refresh tokens deleted"),
+                // Closed at shutdown, or a passing error: try again at the next tick.
+                Err(e) => tracing::debug!(error = %e, "refresh token purge skipped"),
+            }
+        }
+    });
 }

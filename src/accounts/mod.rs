@@ -289,3 +289,22 @@ pub fn purge_expired_refresh_tokens(conn: &Connection, now: i64) -> Result<usize
         .prepare_cached("DELETE FROM refresh_token WHERE expires_at < ?1")?
         .execute([now])?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_refresh_tokens_are_purged_and_live_ones_kept() {
+        let conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&conn).unwrap();
+        store_refresh_token(&conn, "old", "did:plc:a", 100, None).unwrap();
+        store_refresh_token(&conn, "live", "did:plc:a", 300, Some("app")).unwrap();
+        assert_eq!(purge_expired_refresh_tokens(&conn, 200).unwrap(), 1);
+        assert_eq!(take_refresh_token(&conn, "old", "did:plc:a").unwrap(), None);
+        assert_eq!(
+            take_refresh_token(&conn, "live", "did:plc:a").unwrap(),
+            Some(Some("app".into()))
+        );
+    }
+}
