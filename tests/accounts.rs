@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{LocalPlc, ServerOptions, TestServer, http};
+use common::{LocalPlc, ServerOptions, TestServer, get, http, post};
 use serde_json::{Value, json};
 
 fn start(plc: &LocalPlc) -> TestServer {
@@ -15,29 +15,6 @@ fn start(plc: &LocalPlc) -> TestServer {
         ],
         ..Default::default()
     })
-}
-
-fn post(server: &TestServer, nsid: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = http()
-        .post(server.url(&format!("/xrpc/{nsid}")))
-        .json(&body);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let res = req.send().unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn get(server: &TestServer, nsid: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = http().get(server.url(&format!("/xrpc/{nsid}")));
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let res = req.send().unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().unwrap_or(Value::Null))
 }
 
 fn create_account(server: &TestServer, handle: &str, email: &str) -> Value {

@@ -13,23 +13,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ServerOptions, TestServer, http};
+use common::{ServerOptions, TestServer, get, http, post};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "hunter22hunter22";
-
-fn post(server: &TestServer, nsid: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = http()
-        .post(server.url(&format!("/xrpc/{nsid}")))
-        .json(&body);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let res = req.send().unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 /// A procedure called with no body at all.
 fn post_empty(server: &TestServer, nsid: &str, token: Option<&str>) -> (u16, Value) {
@@ -49,16 +36,6 @@ fn post_raw(server: &TestServer, nsid: &str, content_type: &str, body: &str) -> 
         .body(body.to_owned())
         .send()
         .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().unwrap_or(Value::Null))
-}
-
-fn get(server: &TestServer, path_and_query: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = http().get(server.url(&format!("/xrpc/{path_and_query}")));
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let res = req.send().unwrap();
     let status = res.status().as_u16();
     (status, res.json().unwrap_or(Value::Null))
 }

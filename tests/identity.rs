@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use common::{LocalPlc, ServerOptions, TestServer, http, raw_http};
+use common::{LocalPlc, ServerOptions, TestServer, get, http, post, raw_http};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "hunter22hunter22";
@@ -28,29 +28,6 @@ fn start(plc: &LocalPlc, dns: Option<&str>) -> TestServer {
         env,
         ..Default::default()
     })
-}
-
-fn post(server: &TestServer, nsid: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = http()
-        .post(server.url(&format!("/xrpc/{nsid}")))
-        .json(&body);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let res = req.send().unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn get(server: &TestServer, path_and_query: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = http().get(server.url(&format!("/xrpc/{path_and_query}")));
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let res = req.send().unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().unwrap_or(Value::Null))
 }
 
 fn create_account(server: &TestServer, handle: &str) -> (String, String) {

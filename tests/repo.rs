@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{LocalPlc, ServerOptions, TestServer, http};
+use common::{LocalPlc, ServerOptions, TestServer, http, post};
 use serde_json::{Value, json};
 
 /// Known to the tests, so they can mint tokens as the server would (app-password scopes,
@@ -25,19 +25,6 @@ fn start(plc: &LocalPlc, dir: Option<tempfile::TempDir>) -> TestServer {
         dir,
         ..Default::default()
     })
-}
-
-fn post(server: &TestServer, nsid: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = http()
-        .post(server.url(&format!("/xrpc/{nsid}")))
-        .json(&body);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let res = req.send().unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// GET `/xrpc/<nsid>` with query parameters.

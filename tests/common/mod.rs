@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use tempfile::TempDir;
 
 /// How long a server may take to start. Generous: CI machines are slow and shared.
@@ -334,4 +335,31 @@ impl LocalPlc {
             _runtime: runtime,
         }
     }
+}
+
+/// POSTs `body` as JSON to `/xrpc/<nsid>` (with a Bearer token if given); the status and the
+/// JSON answer (`Null` if the body is not JSON).
+pub fn post(server: &TestServer, nsid: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = http()
+        .post(server.url(&format!("/xrpc/{nsid}")))
+        .json(&body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// GETs `/xrpc/<path_and_query>` (an NSID, optionally with `?params`); the status and the JSON
+/// answer (`Null` if the body is not JSON).
+pub fn get(server: &TestServer, path_and_query: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = http().get(server.url(&format!("/xrpc/{path_and_query}")));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().unwrap_or(Value::Null))
 }
