@@ -23,8 +23,6 @@ pub mod read;
 pub mod value;
 pub mod write;
 
-mod index;
-
 pub use keys::SigningKeys;
 pub use value::RecordValue;
 

@@ -11,7 +11,7 @@ use pds_storage::Store;
 use pds_syntax::{AtIdentifier, Did, Handle, Nsid, RecordKey};
 
 use super::write::resolve;
-use super::{RecordError, RecordValue, index};
+use super::{RecordError, RecordValue};
 use crate::state::AppContext;
 
 /// One record as the read methods return it.
@@ -150,7 +150,7 @@ pub async fn describe_repo(
                     "Repo has been deactivated: {name}"
                 )));
             }
-            let collections = index::collections(store.connection(), &account.did)?;
+            let collections = store.collections(&account.did)?;
             Ok((account, collections))
         })
         .await?;

@@ -18,7 +18,7 @@ use pds_syntax::{AtIdentifier, AtUri, Did};
 
 use super::input::{ApplyWrites, CreateRecord, DeleteRecord, PutRecord, WriteOp};
 use super::prepare::{self, PreparedRecord};
-use super::{RecordError, ValidationStatus, index};
+use super::{RecordError, ValidationStatus};
 use crate::accounts;
 use crate::blobs::{self, RecordBlobs};
 use crate::state::AppContext;
@@ -110,12 +110,8 @@ pub async fn put_record(
         ..
     } = record;
     let commit = in_commit(ctx, did, move |w, did, key, clock| {
-        let current = index::record_cid(
-            w.tx.connection(),
-            did.as_str(),
-            collection.as_str(),
-            rkey.as_str(),
-        )?;
+        let current =
+            w.tx.record_cid(did.as_str(), collection.as_str(), rkey.as_str())?;
         if current == Some(cid) {
             return Ok(None);
         }
@@ -156,12 +152,8 @@ pub async fn delete_record(
         ..
     } = input;
     in_commit(ctx, did, move |w, did, key, clock| {
-        let current = index::record_cid(
-            w.tx.connection(),
-            did.as_str(),
-            collection.as_str(),
-            rkey.as_str(),
-        )?;
+        let current =
+            w.tx.record_cid(did.as_str(), collection.as_str(), rkey.as_str())?;
         if current.is_none() {
             return Ok(None);
         }

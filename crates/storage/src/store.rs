@@ -109,6 +109,19 @@ fn read_head(conn: &Connection, did: &str) -> Result<Option<RepoHead>> {
     .transpose()
 }
 
+fn record_cid_in(
+    conn: &Connection,
+    did: &str,
+    collection: &str,
+    rkey: &str,
+) -> Result<Option<Cid>> {
+    let bytes: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT cid FROM record WHERE did = ?1 AND collection = ?2 AND rkey = ?3")?
+        .query_row((did, collection, rkey), |r| r.get(0))
+        .optional()?;
+    bytes.map(cid_from).transpose()
+}
+
 /// A handle on the database. Reads go through `&self`; writes through [`Store::transaction`].
 pub struct Store {
     conn: Connection,
@@ -173,6 +186,22 @@ impl Store {
             .optional()?;
         row.map(|(cid, bytes)| Ok((cid_from(cid)?, bytes)))
             .transpose()
+    }
+
+    /// The collections of `did`'s repo that hold at least one record, in order: one index seek
+    /// per collection, however many records each holds.
+    pub fn collections(&self, did: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT collection FROM record WHERE did = ?1 AND collection > ?2 ORDER BY collection LIMIT 1",
+        )?;
+        let mut out: Vec<String> = Vec::new();
+        loop {
+            let after = out.last().map_or("", String::as_str);
+            match stmt.query_row((did, after), |r| r.get(0)).optional()? {
+                Some(collection) => out.push(collection),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// Records of one collection in rkey order (descending if `reverse`), strictly after the
@@ -259,6 +288,12 @@ impl StoreTx<'_> {
             conn: &self.tx,
             did,
         }
+    }
+
+    /// The CID `collection/rkey` of `did`'s repo points to as of this transaction (for swap
+    /// checks, which must see the state the write will apply to).
+    pub fn record_cid(&self, did: &str, collection: &str, rkey: &str) -> Result<Option<Cid>> {
+        record_cid_in(&self.tx, did, collection, rkey)
     }
 
     /// Creates `did`'s repo with a first commit holding `writes`.
