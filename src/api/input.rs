@@ -1,5 +1,6 @@
 //! Request bodies: [`XrpcJson`] parses a procedure's JSON input, refusing anything else with the
-//! XRPC error shape (400 `InvalidRequest`), never axum's plain-text rejections.
+//! XRPC error shape (400 `InvalidRequest`; 413 `PayloadTooLarge` past [`MAX_JSON_BODY`]), never
+//! axum's plain-text rejections.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -17,7 +18,7 @@ pub struct XrpcJson<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for XrpcJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
         let is_json = req
             .headers()
             .get(CONTENT_TYPE)
@@ -29,7 +30,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for XrpcJson<T> {
                 "Request encoding must be application/json",
             ));
         }
-        let _ = state;
         // JSON inputs are small; a large one would cost many times its size once parsed, so it
         // is refused here, long before the blob-sized limit every route has.
         let bytes: Bytes = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY)
