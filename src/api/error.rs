@@ -187,8 +187,10 @@ impl From<crate::accounts::AccountError> for ApiError {
             E::BadCredentials => {
                 ApiError::authentication_required("Invalid identifier or password")
             }
+            // The directory's error can name internal addresses: log it, answer in general.
             E::Plc(detail) => {
-                ApiError::upstream_failure(format!("The DID directory refused or failed: {detail}"))
+                tracing::warn!(%detail, "DID directory request failed");
+                ApiError::upstream_failure("The DID directory refused or failed the request")
             }
             E::InvalidInviteCode(_) => bad("InvalidInviteCode", &e),
             E::AppPassword(_) => bad("InvalidRequest", &e),

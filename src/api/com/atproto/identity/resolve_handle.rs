@@ -55,9 +55,12 @@ impl From<HandleError> for ApiError {
             HandleError::NotProven(_)
             | HandleError::DidNotConfigured(_)
             | HandleError::NotControlled(_) => bad("InvalidRequest"),
-            HandleError::Plc(_) | HandleError::Unreachable(_) => {
-                ApiError::upstream_failure(message)
+            // The directory's error can name internal addresses: log it, answer in general.
+            HandleError::Plc(detail) => {
+                tracing::warn!(%detail, "DID directory request failed");
+                ApiError::upstream_failure("The DID directory refused or failed the request")
             }
+            HandleError::Unreachable(_) => ApiError::upstream_failure(message),
         }
     }
 }
