@@ -73,9 +73,21 @@ pub enum HandleError {
     Unreachable(String),
 }
 
+/// What a client may be told about a DID-directory failure. A refusal (the directory's 400 and
+/// its reason) is passed on: it explains what was wrong with the request. Anything else
+/// (connection failures, odd answers) can name internal addresses, so it is logged and
+/// summarised.
+pub fn plc_failure_message(e: &pds_plc::PlcError) -> String {
+    if e.is_rejection() {
+        return e.to_string();
+    }
+    tracing::warn!(error = %e, "DID directory request failed");
+    "the DID directory could not be reached or answered unexpectedly".to_owned()
+}
+
 impl From<pds_plc::PlcError> for HandleError {
     fn from(e: pds_plc::PlcError) -> Self {
-        HandleError::Plc(e.to_string())
+        HandleError::Plc(plc_failure_message(&e))
     }
 }
 

@@ -109,11 +109,11 @@ pub async fn create_account(
     );
     let genesis = UnsignedOp::genesis(data).sign(&ctx.secrets.plc_rotation_key);
     let plc = PlcClient::new(&ctx.config.identity.plc_url)
-        .map_err(|e| AccountError::Plc(e.to_string()))?;
+        .map_err(|e| AccountError::Plc(crate::identity_service::plc_failure_message(&e)))?;
     let did = plc
         .create(&genesis)
         .await
-        .map_err(|e| AccountError::Plc(e.to_string()))?;
+        .map_err(|e| AccountError::Plc(crate::identity_service::plc_failure_message(&e)))?;
 
     // Hashing is deliberately slow: keep it off the async threads.
     let password = input.password;

@@ -187,10 +187,9 @@ impl From<crate::accounts::AccountError> for ApiError {
             E::BadCredentials => {
                 ApiError::authentication_required("Invalid identifier or password")
             }
-            // The directory's error can name internal addresses: log it, answer in general.
+            // Already safe to show (see identity_service::plc_failure_message).
             E::Plc(detail) => {
-                tracing::warn!(%detail, "DID directory request failed");
-                ApiError::upstream_failure("The DID directory refused or failed the request")
+                ApiError::upstream_failure(format!("The DID directory refused or failed: {detail}"))
             }
             E::InvalidInviteCode(_) => bad("InvalidInviteCode", &e),
             E::AppPassword(_) => bad("InvalidRequest", &e),

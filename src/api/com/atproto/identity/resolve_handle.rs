@@ -55,12 +55,10 @@ impl From<HandleError> for ApiError {
             HandleError::NotProven(_)
             | HandleError::DidNotConfigured(_)
             | HandleError::NotControlled(_) => bad("InvalidRequest"),
-            // The directory's error can name internal addresses: log it, answer in general.
-            HandleError::Plc(detail) => {
-                tracing::warn!(%detail, "DID directory request failed");
-                ApiError::upstream_failure("The DID directory refused or failed the request")
+            // Already safe to show (see identity_service::plc_failure_message).
+            HandleError::Plc(_) | HandleError::Unreachable(_) => {
+                ApiError::upstream_failure(message)
             }
-            HandleError::Unreachable(_) => ApiError::upstream_failure(message),
         }
     }
 }
