@@ -98,8 +98,13 @@ where
     }
 }
 
+/// Called on the writer thread after every transaction that committed (see
+/// [`Database::on_commit`]).
+type CommitListener = Arc<dyn Fn() + Send + Sync>;
+
 struct Inner {
     path: PathBuf,
+    on_commit: Arc<Mutex<Option<CommitListener>>>,
     stats: Arc<Stats>,
     jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -129,6 +134,8 @@ impl Database {
         let (send, recv) = mpsc::channel::<Box<dyn Job>>();
         let stats = Arc::new(Stats::default());
         let writer_stats = stats.clone();
+        let on_commit: Arc<Mutex<Option<CommitListener>>> = Arc::default();
+        let writer_on_commit = on_commit.clone();
         let writer = std::thread::Builder::new()
             .name("pds-db-writer".into())
             .spawn(move || {
@@ -138,11 +145,13 @@ impl Database {
                     options.max_batch,
                     options.repo_cache,
                     &writer_stats,
+                    &writer_on_commit,
                 )
             })?;
         Ok(Database {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
+                on_commit,
                 stats,
                 jobs: Mutex::new(Some(send)),
                 writer: Mutex::new(Some(writer)),
@@ -201,6 +210,13 @@ impl Database {
         .map_err(|e| E::from(StorageError::Corrupt(format!("read task failed: {e}"))))?
     }
 
+    /// Sets what runs after each committed transaction, on the writer thread, before the
+    /// requests of that transaction are answered. It must be quick (the firehose uses it to wake
+    /// its tailer: the new events are durable and visible to readers by then).
+    pub fn on_commit(&self, listener: impl Fn() + Send + Sync + 'static) {
+        *self.inner.on_commit.lock().expect("listener lock") = Some(Arc::new(listener));
+    }
+
     /// The writer's counters.
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
@@ -221,6 +237,7 @@ fn writer_loop(
     max_batch: usize,
     cache: usize,
     stats: &Stats,
+    on_commit: &Mutex<Option<CommitListener>>,
 ) {
     let mut repos = RepoCache::new(cache);
     while let Ok(first) = jobs.recv() {
@@ -236,6 +253,10 @@ fn writer_loop(
             use std::sync::atomic::Ordering::Relaxed;
             stats.commits.fetch_add(1, Relaxed);
             stats.requests.fetch_add(batch.len() as u64, Relaxed);
+            let listener = on_commit.lock().expect("listener lock").clone();
+            if let Some(listener) = listener {
+                listener();
+            }
         }
         if committed.is_err() {
             // The repos in memory may be ahead of what the database kept.

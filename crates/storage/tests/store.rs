@@ -466,6 +466,50 @@ mod database {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_commit_listener_runs_after_each_commit_and_sees_its_data() {
+        let (dir, db, key, clock) = open().await;
+        let path = dir.path().join("pds.sqlite");
+        // What the listener saw: the head of the repo from a separate connection, per commit.
+        let seen: Arc<std::sync::Mutex<Vec<Option<String>>>> = Arc::default();
+        let (seen_in, did0) = (seen.clone(), did(0));
+        let reader = std::sync::Mutex::new(Store::open_reader(&path).unwrap());
+        db.on_commit(move || {
+            let head = reader.lock().unwrap().head(&did0).unwrap();
+            seen_in.lock().unwrap().push(head.map(|h| h.rev));
+        });
+        let (k, c, d) = (key.clone(), clock.clone(), did(0));
+        db.write(move |w| w.tx.create_repo(&d, &k, &c, &[]))
+            .await
+            .unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert!(
+            seen.lock().unwrap()[0].is_some(),
+            "the commit is visible to readers"
+        );
+
+        // A request that fails commits nothing new... but its (empty) batch still commits:
+        // the listener only promises that it runs after commits, not that data changed.
+        let failed: Result<(), StorageError> = db
+            .write(|_| Err(StorageError::Corrupt("refused".into())))
+            .await;
+        assert!(failed.is_err());
+        let before = seen.lock().unwrap().len();
+        let (k, c, d) = (key.clone(), clock.clone(), did(0));
+        db.write(move |w| {
+            w.tx.apply_writes_cached(w.repos, &d, &k, &c, &[create("3kt0000000001", "x")])
+        })
+        .await
+        .unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), before + 1);
+        assert_ne!(
+            seen[seen.len() - 1],
+            seen[0],
+            "the listener sees the new head"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_request_rolls_back_alone() {
         let (_dir, db, key, clock) = open().await;
         let (k, c) = (key.clone(), clock.clone());
