@@ -17,6 +17,7 @@ mod blocks;
 mod database;
 mod schema;
 mod store;
+pub mod sync_reads;
 
 pub use blocks::RepoBlocks;
 pub use database::{Database, DatabaseOptions, Stats, Writer};
