@@ -53,7 +53,9 @@ pub struct Writer<'a, 'tx> {
 
 /// A request waiting for the writer: run it, then tell it whether its batch was committed.
 trait Job: Send {
-    fn run(&mut self, writer: &mut Writer<'_, '_>);
+    /// Runs the request; `isolate`: in a savepoint of its own (else the caller rolls the whole
+    /// transaction back if it fails). Returns whether it succeeded.
+    fn run(&mut self, writer: &mut Writer<'_, '_>, isolate: bool) -> bool;
     fn finish(self: Box<Self>, committed: Result<(), String>);
 }
 
@@ -69,19 +71,26 @@ where
     T: Send,
     E: From<StorageError> + Send,
 {
-    fn run(&mut self, writer: &mut Writer<'_, '_>) {
+    fn run(&mut self, writer: &mut Writer<'_, '_>, isolate: bool) -> bool {
         let work = self.work.take().expect("a job runs once");
         let repos = &mut *writer.repos;
         // A request that panics must not take the writer (and so every later write) with it:
-        // it fails alone and its savepoint is rolled back like any other failure. The repo it
+        // it fails alone and its changes are rolled back like any other failure. The repo it
         // was changing is not put back in the cache (a taken repo returns only on success).
-        let outcome = writer.tx.isolated(|tx| {
+        let guarded = |tx: &StoreTx<'_>| {
             let run = std::panic::AssertUnwindSafe(|| work(&mut Writer { tx, repos }));
             std::panic::catch_unwind(run).unwrap_or_else(|_| {
                 Err(StorageError::Corrupt("the request failed unexpectedly".into()).into())
             })
-        });
+        };
+        let outcome = if isolate {
+            writer.tx.isolated(guarded)
+        } else {
+            guarded(writer.tx)
+        };
+        let ok = outcome.is_ok();
         self.outcome = Some(outcome);
+        ok
     }
 
     fn finish(self: Box<Self>, committed: Result<(), String>) {
@@ -108,6 +117,7 @@ struct Inner {
     stats: Arc<Stats>,
     jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Mutex<Vec<Store>>,
     max_readers: usize,
 }
@@ -131,8 +141,19 @@ impl Database {
     /// Opens (creating or upgrading) the database at `path` and starts its writer thread.
     pub fn open(path: &Path, options: DatabaseOptions) -> Result<Database> {
         let store = Store::open_with(path, options.durability)?;
+        // Checkpoints (copying the WAL back into the database file) run on their own thread,
+        // not inside the writer's commits, where they would stall every waiting request.
+        store
+            .connection()
+            .pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpoint_conn = Store::open_with(path, options.durability)?;
         let (send, recv) = mpsc::channel::<Box<dyn Job>>();
         let stats = Arc::new(Stats::default());
+        let (stop_checkpoints, checkpoint_stop) = mpsc::channel::<()>();
+        let checkpoint_stats = stats.clone();
+        let checkpointer = std::thread::Builder::new()
+            .name("pds-db-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpoint_conn, &checkpoint_stats, checkpoint_stop))?;
         let writer_stats = stats.clone();
         let on_commit: Arc<Mutex<Option<CommitListener>>> = Arc::default();
         let writer_on_commit = on_commit.clone();
@@ -155,6 +176,7 @@ impl Database {
                 stats,
                 jobs: Mutex::new(Some(send)),
                 writer: Mutex::new(Some(writer)),
+                checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer))),
                 readers: Mutex::new(Vec::new()),
                 max_readers: options.readers,
             }),
@@ -228,6 +250,16 @@ impl Database {
         if let Some(handle) = self.inner.writer.lock().expect("writer lock").take() {
             let _ = handle.join();
         }
+        let checkpointer = self
+            .inner
+            .checkpointer
+            .lock()
+            .expect("checkpoint lock")
+            .take();
+        if let Some((stop, handle)) = checkpointer {
+            drop(stop);
+            let _ = handle.join();
+        }
     }
 }
 
@@ -248,8 +280,8 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let committed = run_batch(&mut store, &mut repos, &mut batch);
-        if committed.is_ok() {
+        let outcome = run_batch(&mut store, &mut repos, &mut batch);
+        if outcome == Ok(true) {
             use std::sync::atomic::Ordering::Relaxed;
             stats.commits.fetch_add(1, Relaxed);
             stats.requests.fetch_add(batch.len() as u64, Relaxed);
@@ -258,10 +290,11 @@ fn writer_loop(
                 listener();
             }
         }
-        if committed.is_err() {
+        if outcome.is_err() {
             // The repos in memory may be ahead of what the database kept.
             repos.clear();
         }
+        let committed = outcome.map(|_| ());
         for job in batch {
             job.finish(committed.clone());
         }
@@ -272,13 +305,59 @@ fn run_batch(
     store: &mut Store,
     repos: &mut RepoCache,
     batch: &mut [Box<dyn Job>],
-) -> Result<(), String> {
+) -> Result<bool, String> {
+    // Ok(true): committed; Ok(false): the one request failed and was rolled back.
     let tx = store.transaction().map_err(|e| e.to_string())?;
+    // A savepoint per request lets one fail without the others, but costs a copy of every page
+    // it touches. A request alone in its batch needs none: if it fails, the whole transaction
+    // (only its own changes) is rolled back instead.
+    let alone = batch.len() == 1;
+    let mut failed_alone = false;
     {
         let mut writer = Writer { tx: &tx, repos };
         for job in batch.iter_mut() {
-            job.run(&mut writer);
+            let ok = job.run(&mut writer, !alone);
+            failed_alone |= alone && !ok;
         }
     }
-    tx.commit().map_err(|e| e.to_string())
+    if failed_alone {
+        // Dropping the transaction rolls it back; the request's own error is its answer.
+        drop(tx);
+        return Ok(false);
+    }
+    tx.commit().map(|()| true).map_err(|e| e.to_string())
+}
+
+/// How often the checkpointer looks for new commits to copy back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Copies committed WAL frames back into the database file, in the background, whenever there
+/// were commits since the last pass. `PASSIVE` never blocks the writer or readers; it copies what
+/// no reader still needs, and the WAL restarts from the beginning once everything was copied.
+/// A last full pass runs when the database closes.
+fn checkpoint_loop(store: Store, stats: &Stats, stop: mpsc::Receiver<()>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let conn = store.connection();
+    let mut checkpointed_at = stats.commits.load(Relaxed);
+    let checkpoint = |mode: &str| {
+        let sql = format!("PRAGMA wal_checkpoint({mode})");
+        if let Err(e) = conn.query_row(&sql, [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; the next pass retries");
+        }
+    };
+    loop {
+        match stop.recv_timeout(CHECKPOINT_EVERY) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // The database is closing: the writer has finished, so fold the whole WAL in.
+            _ => {
+                checkpoint("TRUNCATE");
+                return;
+            }
+        }
+        let commits = stats.commits.load(Relaxed);
+        if commits != checkpointed_at {
+            checkpointed_at = commits;
+            checkpoint("PASSIVE");
+        }
+    }
 }

@@ -487,13 +487,21 @@ mod database {
             "the commit is visible to readers"
         );
 
-        // A request that fails commits nothing new... but its (empty) batch still commits:
-        // the listener only promises that it runs after commits, not that data changed.
+        // A request that fails alone in its batch is rolled back with its transaction: its
+        // changes are gone and nothing was committed, so the listener does not run.
+        let (k, c) = (key.clone(), clock.clone());
         let failed: Result<(), StorageError> = db
-            .write(|_| Err(StorageError::Corrupt("refused".into())))
+            .write(move |w| {
+                w.tx.create_repo(&did(1), &k, &c, &[])?;
+                Err(StorageError::Corrupt("refused".into()))
+            })
             .await;
         assert!(failed.is_err());
         let before = seen.lock().unwrap().len();
+        assert_eq!(before, 1);
+        let probe = did(1);
+        let head = db.read(move |store| store.head(&probe)).await.unwrap();
+        assert!(head.is_none(), "the failed request's repo was rolled back");
         let (k, c, d) = (key.clone(), clock.clone(), did(0));
         db.write(move |w| {
             w.tx.apply_writes_cached(w.repos, &d, &k, &c, &[create("3kt0000000001", "x")])
@@ -507,6 +515,49 @@ mod database {
             seen[0],
             "the listener sees the new head"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_checkpointed_in_the_background_and_folded_in_at_close() {
+        let (dir, db, key, clock) = open().await;
+        let wal = dir.path().join("pds.sqlite-wal");
+        let initial = std::fs::metadata(dir.path().join("pds.sqlite"))
+            .unwrap()
+            .len();
+        assert!(initial < 100 * 1024);
+        let (k, c) = (key.clone(), clock.clone());
+        db.write(move |w| w.tx.create_repo(&did(0), &k, &c, &[]))
+            .await
+            .unwrap();
+        for n in 0..200 {
+            let (k, c) = (key.clone(), clock.clone());
+            let rkey = format!("3kt{n:010}");
+            db.write(move |w| {
+                w.tx.apply_writes_cached(w.repos, &did(0), &k, &c, &[create(&rkey, "x")])
+            })
+            .await
+            .unwrap();
+        }
+        // Only a checkpoint moves pages into the database file, and nothing here asks for one:
+        // the file grows because the background pass ran.
+        let main = dir.path().join("pds.sqlite");
+        let size = || std::fs::metadata(&main).unwrap().len();
+        let mut caught_up = false;
+        for _ in 0..40 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            if size() > 100 * 1024 {
+                caught_up = true;
+                break;
+            }
+        }
+        assert!(caught_up, "the WAL was checkpointed");
+        db.close();
+        assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+        let store = Store::open(&dir.path().join("pds.sqlite")).unwrap();
+        let records = store
+            .list_records(&did(0), "app.bsky.feed.post", None, 1000, false)
+            .unwrap();
+        assert_eq!(records.len(), 200);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
