@@ -9,9 +9,13 @@
 //! `com.atproto.refresh`, a `jti` recorded in the database, and expire after 90 days. A refresh
 //! token works once: refreshing consumes it, so a stolen one stops working when either party
 //! uses it.
+//!
+//! Tokens other parties sign (inter-service auth, ES256K/ES256 with a DID's key) are checked in
+//! [`service_jwt`]; the operator's admin credentials in [`admin`].
 
 pub mod admin;
 mod extract;
+pub mod service_jwt;
 
 pub use extract::{AccessAuth, RefreshAuth};
 
