@@ -331,7 +331,7 @@ pub fn identity_changed(ctx: &AppContext, did: &str, old_handle: Option<&str>, h
 
 /// A custom domain must point at `did` now (fetched fresh, not from the cache: the user has
 /// just set it up), by DNS TXT `_atproto.<handle>` or `https://<handle>/.well-known/atproto-did`.
-async fn prove_custom_domain(
+pub(crate) async fn prove_custom_domain(
     ctx: &AppContext,
     did: &str,
     handle: &Handle,

@@ -55,6 +55,16 @@ pub enum AccountError {
     /// An app password request that cannot be honoured (the message says why).
     #[error("{0}")]
     AppPassword(String),
+    /// A request this server does not honour as asked (the message says why and what to do).
+    #[error("{0}")]
+    Refused(String),
+    /// The document of a DID an account brings could not be fetched or is not valid.
+    #[error("{0}")]
+    UnresolvableDid(String),
+    /// The document of a DID an account brings does not point here as it must (the message
+    /// lists what is wrong).
+    #[error("{0}")]
+    IncompatibleDidDoc(String),
 }
 
 pub type Result<T, E = AccountError> = std::result::Result<T, E>;

@@ -1,12 +1,25 @@
 //! Account operations that span the identity directory, the repo and the account tables:
 //! creating an account and logging in.
+//!
+//! A new account's DID is either registered here (a did:plc whose rotation key this server
+//! holds) or brought by the caller: a did:web whose control the request has proven (see the
+//! `createAccount` handler) and whose document its owner has already pointed here. For a
+//! did:web nothing is signed or published by this server; its document must name this server
+//! as the PDS, the key reserved here with `reserveSigningKey` as the `#atproto` key, and the
+//! account's handle, and the account takes that key. A handle under one of this server's
+//! domains follows that domain's rules; any other handle (a custom domain) is allowed only
+//! with a brought DID, and must already resolve to it.
+
+use std::sync::Arc;
 
 use pds_crypto::{Algorithm, Keypair, PublicKey};
+use pds_identity::DidDocument;
 use pds_plc::{PlcClient, PlcData, UnsignedOp};
-use pds_syntax::{Datetime, Handle};
+use pds_syntax::{Datetime, Did, Handle};
 
-use super::{Account, AccountError, NewAccount, password};
+use super::{Account, AccountError, NewAccount, email_tokens, password};
 use crate::auth::{self, Scope, SessionTokens};
+use crate::identity_service::{self, HandleError};
 use crate::state::AppContext;
 
 /// The shortest and longest first label of a handle under a service domain (as the reference).
@@ -19,10 +32,19 @@ pub struct CreateAccountInput {
     pub handle: String,
     pub email: Option<String>,
     pub password: String,
-    /// A did:key the user holds, listed first among the DID's rotation keys.
+    /// A did:key the user holds, listed first among a new did:plc's rotation keys.
     pub recovery_key: Option<String>,
     /// An invite code to use up in the account's transaction (when the server requires one).
     pub invite_code: Option<String>,
+    /// The DID the account is for, when the caller brings one; `None` registers a new did:plc.
+    pub did: Option<BroughtDid>,
+}
+
+/// A DID an account is to be created for, whose control the request has already proven.
+pub struct BroughtDid {
+    pub did: Did,
+    /// Its document, when proving control fetched it a moment ago (fetched here otherwise).
+    pub document: Option<Arc<DidDocument>>,
 }
 
 /// A created account and its first session.
@@ -56,13 +78,67 @@ pub fn check_new_handle(ctx: &AppContext, handle: &str) -> Result<String, Accoun
     Ok(handle)
 }
 
-/// Creates an account: a new did:plc registered with the directory, an empty repo signed with
-/// a fresh key, and the account row, the last two in one transaction.
+/// The handle of an account being created for `did` (a brought DID) or for a new did:plc
+/// (`None`): a service handle by that domain's rules, or, with a brought DID only, a custom
+/// domain that resolves to that DID now (as the reference, which checks only that direction
+/// here: the DID document's side is checked with the rest of the document).
+async fn new_account_handle(
+    ctx: &AppContext,
+    requested: &str,
+    did: Option<&str>,
+) -> Result<String, AccountError> {
+    let Some(did) = did else {
+        return check_new_handle(ctx, requested);
+    };
+    let handle = identity_service::parse_handle(requested).map_err(handle_refusal)?;
+    if identity_service::is_service_handle(&ctx.config, handle.as_str()) {
+        return check_new_handle(ctx, handle.as_str());
+    }
+    identity_service::prove_custom_domain(ctx, did, &handle)
+        .await
+        .map_err(handle_refusal)?;
+    Ok(handle.as_str().to_owned())
+}
+
+/// A refused handle as an account error: syntax stays `InvalidHandle`; a custom domain that
+/// does not point at the DID keeps the reference's message ("External handle did not resolve
+/// to DID").
+fn handle_refusal(e: HandleError) -> AccountError {
+    match e {
+        HandleError::Account(e) => e,
+        HandleError::DisallowedTld => AccountError::InvalidHandle(e.to_string()),
+        other => AccountError::Refused(other.to_string()),
+    }
+}
+
+/// Which brought DIDs an account can be created for.
+fn check_brought_did(brought: &BroughtDid, recovery_key: Option<&str>) -> Result<(), AccountError> {
+    match brought.did.method() {
+        "web" if recovery_key.is_some() => Err(AccountError::Refused(
+            "recoveryKey is a did:plc rotation key; a did:web account has none (leave it out)"
+                .into(),
+        )),
+        "web" => Ok(()),
+        "plc" => Err(AccountError::Refused(
+            "Creating an account for an existing did:plc (migration) is not supported yet".into(),
+        )),
+        other => Err(AccountError::Refused(format!(
+            "Accounts can be created for a did:web or with a new did:plc, not a did:{other}"
+        ))),
+    }
+}
+
+/// Creates an account, with a new did:plc or for a brought did:web (see the module
+/// documentation): every check first, then (did:plc) the DID's registration with the
+/// directory, then the account row and an empty repo signed with the account's key in one
+/// transaction, and a first session.
 pub async fn create_account(
     ctx: &AppContext,
     input: CreateAccountInput,
 ) -> Result<CreatedAccount, AccountError> {
-    let handle = check_new_handle(ctx, &input.handle)?;
+    if let Some(brought) = &input.did {
+        check_brought_did(brought, input.recovery_key.as_deref())?;
+    }
     if input.password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AccountError::InvalidPassword(format!(
             "use at least {MIN_PASSWORD_LEN} characters"
@@ -74,12 +150,24 @@ pub async fn create_account(
     {
         return Err(AccountError::InvalidEmail);
     }
+    // After the checks that cost nothing: a custom domain is resolved.
+    let brought_did = input.did.as_ref().map(|b| b.did.as_str());
+    let handle = new_account_handle(ctx, &input.handle, brought_did).await?;
     // Refuse early what the transaction would refuse, before registering a DID for nothing.
     {
-        let (handle, email) = (handle.clone(), email.clone());
+        let (handle, email, did) = (
+            handle.clone(),
+            email.clone(),
+            brought_did.map(str::to_owned),
+        );
         ctx.db
             .read(move |store| {
                 let conn = store.connection();
+                if let Some(did) = did
+                    && super::by_did(conn, &did)?.is_some()
+                {
+                    return Err(AccountError::DidTaken);
+                }
                 if super::by_handle(conn, &handle)?.is_some() {
                     return Err(AccountError::HandleTaken);
                 }
@@ -93,27 +181,17 @@ pub async fn create_account(
             .await?;
     }
 
-    let signing_key = Keypair::generate(Algorithm::K256);
-    let mut rotation_keys = Vec::new();
-    if let Some(recovery) = &input.recovery_key {
-        PublicKey::from_did_key(recovery)
-            .map_err(|e| AccountError::InvalidRecoveryKey(e.to_string()))?;
-        rotation_keys.push(recovery.clone());
-    }
-    rotation_keys.push(ctx.secrets.plc_rotation_key.did_key());
-    let data = PlcData::atproto(
-        &handle,
-        &ctx.config.server.public_url,
-        &signing_key.did_key(),
-        rotation_keys,
-    );
-    let genesis = UnsignedOp::genesis(data).sign(&ctx.secrets.plc_rotation_key);
-    let plc = PlcClient::new(&ctx.config.identity.plc_url)
-        .map_err(|e| AccountError::Plc(crate::identity_service::plc_failure_message(&e)))?;
-    let did = plc
-        .create(&genesis)
-        .await
-        .map_err(|e| AccountError::Plc(crate::identity_service::plc_failure_message(&e)))?;
+    let (did, signing_key, reserved) = match &input.did {
+        None => {
+            let signing_key = Keypair::generate(Algorithm::K256);
+            let did = register_plc_did(ctx, &handle, input.recovery_key, &signing_key).await?;
+            (did, signing_key, false)
+        }
+        Some(brought) => {
+            let signing_key = did_web_signing_key(ctx, brought, &handle).await?;
+            (brought.did.to_string(), signing_key, true)
+        }
+    };
 
     // Hashing is deliberately slow: keep it off the async threads.
     let password = input.password;
@@ -132,8 +210,20 @@ pub async fn create_account(
         let invite_code = input.invite_code;
         ctx.db
             .write(move |w| {
+                let conn = w.tx.connection();
                 if let Some(code) = &invite_code {
-                    super::invites::consume(w.tx.connection(), code, &did, &created_at)?;
+                    super::invites::consume(conn, code, &did, &created_at)?;
+                }
+                if reserved {
+                    // Used up with the account: still reserved (not expired meanwhile), and
+                    // still the key the DID document was checked against.
+                    let still = email_tokens::reserved_key(conn, &did).map_err(reservation_error)?;
+                    if still.map(|k| k.private_bytes()) != Some(key.private_bytes()) {
+                        return Err(AccountError::Refused(format!(
+                            "The signing key reserved for {did} changed or expired while the account was being created: try again"
+                        )));
+                    }
+                    email_tokens::clear_reserved_key(conn, &did).map_err(reservation_error)?;
                 }
                 let new = NewAccount {
                     did: &did,
@@ -144,7 +234,7 @@ pub async fn create_account(
                     created_at: &created_at,
                     deactivated: false,
                 };
-                super::insert(w.tx.connection(), &new)?;
+                super::insert(conn, &new)?;
                 w.tx.create_repo(&did, &key, &clock_ctx, &[])?;
                 Ok::<_, AccountError>(())
             })
@@ -156,6 +246,142 @@ pub async fn create_account(
         handle,
         tokens,
     })
+}
+
+/// Registers a new did:plc for `handle` with the directory: this server as the PDS,
+/// `signing_key` as the atproto key, this server's rotation key (after the user's recovery key,
+/// if given) as the rotation keys.
+async fn register_plc_did(
+    ctx: &AppContext,
+    handle: &str,
+    recovery_key: Option<String>,
+    signing_key: &Keypair,
+) -> Result<String, AccountError> {
+    let mut rotation_keys = Vec::new();
+    if let Some(recovery) = recovery_key {
+        PublicKey::from_did_key(&recovery)
+            .map_err(|e| AccountError::InvalidRecoveryKey(e.to_string()))?;
+        rotation_keys.push(recovery);
+    }
+    rotation_keys.push(ctx.secrets.plc_rotation_key.did_key());
+    let data = PlcData::atproto(
+        handle,
+        &ctx.config.server.public_url,
+        &signing_key.did_key(),
+        rotation_keys,
+    );
+    let genesis = UnsignedOp::genesis(data).sign(&ctx.secrets.plc_rotation_key);
+    let plc = PlcClient::new(&ctx.config.identity.plc_url)
+        .map_err(|e| AccountError::Plc(identity_service::plc_failure_message(&e)))?;
+    plc.create(&genesis)
+        .await
+        .map_err(|e| AccountError::Plc(identity_service::plc_failure_message(&e)))
+}
+
+/// The signing key of a new did:web account: the one reserved for the DID, after checking that
+/// the DID document (as just fetched) points here with it.
+async fn did_web_signing_key(
+    ctx: &AppContext,
+    brought: &BroughtDid,
+    handle: &str,
+) -> Result<Keypair, AccountError> {
+    let did = brought.did.as_str();
+    let reserved = {
+        let did = did.to_owned();
+        ctx.db
+            .read(move |store| email_tokens::reserved_key(store.connection(), &did))
+            .await
+            .map_err(reservation_error)?
+    };
+    let Some(reserved) = reserved else {
+        return Err(AccountError::Refused(format!(
+            "No signing key is reserved for {did}: call com.atproto.server.reserveSigningKey with {{\"did\": \"{did}\"}} first, \
+             and publish the key it returns as the #atproto verification method of the DID document"
+        )));
+    };
+    let document = match &brought.document {
+        Some(document) => document.clone(),
+        None => ctx
+            .id_resolver
+            .refresh_did(&brought.did)
+            .await
+            .map_err(|e| {
+                AccountError::UnresolvableDid(format!(
+                    "Could not resolve a valid DID document for {did}: {e}"
+                ))
+            })?,
+    };
+    let handle = Handle::new(handle).map_err(|e| AccountError::InvalidHandle(e.to_string()))?;
+    let problems = did_web_document_problems(
+        &document,
+        &ctx.config.server.public_url,
+        &reserved.public_key(),
+        &handle,
+    );
+    if !problems.is_empty() {
+        return Err(AccountError::IncompatibleDidDoc(format!(
+            "The DID document of {did} does not fit this account: {}",
+            problems.join("; ")
+        )));
+    }
+    Ok(reserved)
+}
+
+/// What is wrong, if anything, with a did:web document for an account here: it must name this
+/// server (`public_url`) as its `#atproto_pds`, `key` as its `#atproto` key and `handle` as its
+/// handle (first in `alsoKnownAs`). All mismatches are listed, so an operator fixes the
+/// document in one go.
+fn did_web_document_problems(
+    document: &DidDocument,
+    public_url: &str,
+    key: &PublicKey,
+    handle: &Handle,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let public_url = public_url.trim_end_matches('/');
+    match document.pds_endpoint() {
+        Some(endpoint) if endpoint.trim_end_matches('/') == public_url => {}
+        Some(endpoint) => problems.push(format!(
+            "its #atproto_pds service endpoint is {endpoint}, not this server ({public_url})"
+        )),
+        None => problems.push(format!(
+            "it has no #atproto_pds service (type AtprotoPersonalDataServer) with serviceEndpoint {public_url}"
+        )),
+    }
+    let reserved = key.did_key();
+    match document.signing_key() {
+        Some(found) if found.did_key() == reserved => {}
+        Some(found) => problems.push(format!(
+            "its #atproto key is {}, not the key reserved for it here ({reserved})",
+            found.did_key()
+        )),
+        None => problems.push(format!(
+            "it has no usable #atproto verification method; it needs the key reserved for it here \
+             ({reserved}), as type Multikey with publicKeyMultibase {}",
+            key.multikey()
+        )),
+    }
+    match document.handle() {
+        Some(found) if found == *handle => {}
+        Some(found) => problems.push(format!(
+            "its handle (the first at:// entry of alsoKnownAs) is at://{found}, not at://{handle}"
+        )),
+        None => problems.push(format!(
+            "its alsoKnownAs has no at:// handle; it needs at://{handle} first"
+        )),
+    }
+    problems
+}
+
+/// Reserved keys are kept with the e-mail tokens, whose functions answer in that module's
+/// error type; the only ways they fail here are the database's and a bad stored key.
+fn reservation_error(e: email_tokens::Error) -> AccountError {
+    match e {
+        email_tokens::Error::Account(e) => e,
+        email_tokens::Error::Db(e) => AccountError::Db(e),
+        email_tokens::Error::Storage(e) => AccountError::Storage(e),
+        other => AccountError::Key(other.to_string()),
+    }
 }
 
 /// Issues session tokens and records the refresh token.
@@ -197,7 +423,14 @@ pub async fn login(
     identifier: &str,
     password: &str,
 ) -> Result<(Account, Scope, Option<String>), AccountError> {
-    let identifier = identifier.trim().to_lowercase();
+    // Handles and e-mail addresses are stored lowercase; DIDs are case-sensitive (a did:web's
+    // port separator is `%3A`).
+    let identifier = identifier.trim();
+    let identifier = if identifier.starts_with("did:") {
+        identifier.to_owned()
+    } else {
+        identifier.to_lowercase()
+    };
     let found = ctx
         .db
         .read(move |store| {

@@ -192,7 +192,9 @@ impl From<crate::accounts::AccountError> for ApiError {
                 ApiError::upstream_failure(format!("The DID directory refused or failed: {detail}"))
             }
             E::InvalidInviteCode(_) => bad("InvalidInviteCode", &e),
-            E::AppPassword(_) => bad("InvalidRequest", &e),
+            E::AppPassword(_) | E::Refused(_) => bad("InvalidRequest", &e),
+            E::UnresolvableDid(_) => bad("UnresolvableDid", &e),
+            E::IncompatibleDidDoc(_) => bad("IncompatibleDidDoc", &e),
             E::TakenDown => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "AccountTakedown", e.to_string())
             }
