@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{ACCEPT, CONTENT_LENGTH};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 
 use crate::IdentityError;
 use crate::dns::DnsResolver;
@@ -195,6 +195,31 @@ impl SafeHttpClient {
         tokio::time::timeout(self.config.timeout, self.fetch(parsed, accept, max_bytes))
             .await
             .map_err(|_| IdentityError::Timeout(url.to_owned()))?
+    }
+
+    /// `POST url` with a JSON body (e.g. `com.atproto.sync.requestCrawl` to a
+    /// relay), under the same address policy and time limit; any 2xx answer
+    /// is success, its body is not read.
+    pub async fn post_json(&self, url: &str, json: Vec<u8>) -> Result<(), IdentityError> {
+        let parsed = self.check_url(url)?;
+        let send = self
+            .inner
+            .post(parsed)
+            .header(CONTENT_TYPE, "application/json")
+            .body(json)
+            .send();
+        let response = tokio::time::timeout(self.config.timeout, send)
+            .await
+            .map_err(|_| IdentityError::Timeout(url.to_owned()))?
+            .map_err(|e| map_reqwest_error(e, url))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(IdentityError::HttpStatus {
+                url: url.to_owned(),
+                status: status.as_u16(),
+            });
+        }
+        Ok(())
     }
 
     /// Refuses URLs that are not plain http(s) to a host, and literal IP

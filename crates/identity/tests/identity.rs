@@ -265,6 +265,54 @@ async fn dev_mode_fetches_from_loopback() {
 }
 
 #[tokio::test]
+async fn post_json_sends_the_body_and_keeps_the_address_policy() {
+    let received: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let seen = received.clone();
+    let app = Router::new().route(
+        "/xrpc/com.atproto.sync.requestCrawl",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let kind = headers
+                    .get("content-type")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                seen.lock().unwrap().push((kind, body));
+                StatusCode::OK
+            }
+        }),
+    );
+    let addr = serve(app).await;
+    let url = format!(
+        "http://127.0.0.1:{}/xrpc/com.atproto.sync.requestCrawl",
+        addr.port()
+    );
+    let dev = client(HttpConfig::new(true), static_dns());
+    dev.post_json(&url, br#"{"hostname":"pds.example.com"}"#.to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        received.lock().unwrap().as_slice(),
+        [(
+            "application/json".to_owned(),
+            r#"{"hostname":"pds.example.com"}"#.to_owned()
+        )]
+    );
+    // A non-2xx answer is an error with its status.
+    let missing = format!("http://127.0.0.1:{}/nope", addr.port());
+    let err = dev.post_json(&missing, b"{}".to_vec()).await.unwrap_err();
+    assert!(
+        matches!(err, IdentityError::HttpStatus { status: 404, .. }),
+        "{err:?}"
+    );
+    // Outside dev mode, loopback is refused before anything is sent.
+    let prod = client(HttpConfig::new(false), static_dns());
+    let err = prod.post_json(&url, b"{}".to_vec()).await.unwrap_err();
+    assert_eq!(blocked_reason(&err), BlockReason::Loopback);
+    assert_eq!(received.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn refuses_non_http_urls() {
     let http = client(HttpConfig::new(true), static_dns());
     for url in [
