@@ -36,8 +36,11 @@ pub const DEFAULT_CONFIG_FILE: &str = "pds.toml";
 pub const DEFAULT_PORT: u16 = 2583;
 /// 5 MiB, the reference's default blob upload limit.
 pub const DEFAULT_BLOB_UPLOAD_LIMIT: u64 = 5 * 1024 * 1024;
-/// One day, the reference's default firehose backfill window.
-pub const DEFAULT_REPO_BACKFILL_LIMIT_MS: u64 = 24 * 60 * 60 * 1000;
+/// Three days: a relay that was down over a long weekend can still catch up from its cursor
+/// (the reference keeps one day).
+pub const DEFAULT_REPO_BACKFILL_LIMIT_MS: u64 = 72 * 60 * 60 * 1000;
+/// Twenty minutes between crawl requests to a relay, as the reference.
+pub const DEFAULT_CRAWL_INTERVAL_SECS: u64 = 20 * 60;
 pub const DEFAULT_PLC_URL: &str = "https://plc.directory";
 
 /// A setting that cannot be used, as one line: `<setting>: <problem>`.
@@ -180,6 +183,9 @@ pub struct SyncConfig {
     pub crawlers: Vec<String>,
     /// How far back a firehose subscriber's cursor may reach, in milliseconds.
     pub repo_backfill_limit_ms: u64,
+    /// The least time between two crawl requests to the relays, and how often they are asked
+    /// again while no relay is connected.
+    pub crawl_interval_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -349,6 +355,15 @@ impl Config {
         let repo_backfill_limit_ms = src
             .uint(&s::REPO_BACKFILL_LIMIT_MS, "a number of milliseconds")?
             .unwrap_or(DEFAULT_REPO_BACKFILL_LIMIT_MS);
+        let crawl_interval_secs = src
+            .uint(&s::CRAWL_INTERVAL_SECS, "a number of seconds")?
+            .unwrap_or(DEFAULT_CRAWL_INTERVAL_SECS);
+        if crawl_interval_secs == 0 {
+            return Err(ConfigError::new(
+                s::CRAWL_INTERVAL_SECS.env,
+                "must be at least one second",
+            ));
+        }
 
         // [limits]
         let blob_upload_limit = src
@@ -403,6 +418,7 @@ impl Config {
             sync: SyncConfig {
                 crawlers,
                 repo_backfill_limit_ms,
+                crawl_interval_secs,
             },
             limits: LimitsConfig {
                 blob_upload_limit,

@@ -95,7 +95,13 @@ impl From<pds_plc::PlcError> for HandleError {
 /// address policy, the system's DNS (plus [`DEV_DNS_OVERRIDES_ENV`] in dev mode).
 pub fn resolver(config: &Config) -> std::io::Result<IdentityResolver> {
     let identity = IdentityConfig::new(&config.identity.plc_url, config.server.dev_mode);
-    let system = HickoryDns::from_system(identity.dns_timeout).map_err(std::io::Error::other)?;
+    let dns = dns(config, identity.dns_timeout)?;
+    IdentityResolver::with_dns(identity, dns).map_err(std::io::Error::other)
+}
+
+/// The server's DNS: the system's, behind the dev-mode overrides if any are set.
+pub fn dns(config: &Config, timeout: std::time::Duration) -> std::io::Result<Arc<dyn DnsResolver>> {
+    let system = HickoryDns::from_system(timeout).map_err(std::io::Error::other)?;
     let overrides = std::env::var(DEV_DNS_OVERRIDES_ENV).unwrap_or_default();
     let dns: Arc<dyn DnsResolver> = if overrides.trim().is_empty() {
         Arc::new(system)
@@ -108,7 +114,7 @@ pub fn resolver(config: &Config) -> std::io::Result<IdentityResolver> {
         tracing::warn!(names = ?overrides.names(), "dev mode: fixed DNS answers");
         Arc::new(overrides)
     };
-    IdentityResolver::with_dns(identity, dns).map_err(std::io::Error::other)
+    Ok(dns)
 }
 
 /// Fixed answers in front of the system DNS (see [`DEV_DNS_OVERRIDES_ENV`]).

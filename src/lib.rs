@@ -19,6 +19,7 @@ pub mod api;
 pub mod auth;
 pub mod blobs;
 pub mod config;
+pub mod crawlers;
 pub mod healthcheck;
 pub mod identity_service;
 pub mod logging;

@@ -33,6 +33,8 @@ pub struct AppContext {
     pub blobs: crate::blobs::Blobs,
     /// Outgoing mail (confirmation and reset codes): SMTP, the log in dev mode, or none.
     pub mailer: crate::mailer::Mailer,
+    /// The relays asked to crawl this server (`PDS_CRAWLERS`).
+    pub crawlers: crate::crawlers::Crawlers,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -67,7 +69,15 @@ impl AppContext {
             false => None,
         };
         spawn_refresh_token_purge(db.clone());
+        let crawlers = crate::crawlers::Crawlers::new(
+            &config.sync.crawlers,
+            &crawl_hostname(&config.server.public_url),
+            std::time::Duration::from_secs(config.sync.crawl_interval_secs),
+            crate::identity_service::dns(&config, pds_identity::DEFAULT_TIMEOUT)?,
+        )
+        .map_err(|e| StorageError::Corrupt(format!("the crawler client: {e}")))?;
         Ok(Arc::new(AppContext {
+            crawlers,
             id_resolver: crate::identity_service::resolver(&config)?,
             blobs: crate::blobs::Blobs::open(&config, db.clone()).await?,
             mailer: crate::mailer::Mailer::open(&config, &db).await?,
@@ -104,4 +114,13 @@ fn spawn_refresh_token_purge(db: Database) {
             }
         }
     });
+}
+
+/// The `hostname` given to relays: the public URL's host, with its port if it has one (a local
+/// relay must find `localhost:2583`; a public one gets the bare name).
+fn crawl_hostname(public_url: &str) -> String {
+    let rest = public_url
+        .split_once("://")
+        .map_or(public_url, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest).to_owned()
 }

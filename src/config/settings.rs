@@ -93,6 +93,8 @@ pub const REPO_BACKFILL_LIMIT_MS: Setting = setting(
     "sync",
     "repo_backfill_limit_ms",
 );
+pub const CRAWL_INTERVAL_SECS: Setting =
+    setting("PDS_CRAWL_INTERVAL_SECS", "sync", "crawl_interval_secs");
 
 // [limits]
 pub const BLOB_UPLOAD_LIMIT: Setting =
@@ -135,6 +137,7 @@ pub const ALL: &[Setting] = &[
     REPORT_SERVICE_DID,
     CRAWLERS,
     REPO_BACKFILL_LIMIT_MS,
+    CRAWL_INTERVAL_SECS,
     BLOB_UPLOAD_LIMIT,
     RATE_LIMITS_ENABLED,
     JWT_SECRET,

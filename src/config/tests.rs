@@ -44,7 +44,9 @@ fn defaults_follow_the_reference() {
     assert!(config.email.is_none());
     assert!(config.appview.is_none());
     assert!(config.sync.crawlers.is_empty());
-    assert_eq!(config.sync.repo_backfill_limit_ms, 86_400_000);
+    // Ours keeps three days of firehose history (the reference one).
+    assert_eq!(config.sync.repo_backfill_limit_ms, 3 * 86_400_000);
+    assert_eq!(config.sync.crawl_interval_secs, 20 * 60);
     assert_eq!(config.limits.blob_upload_limit, 5 * 1024 * 1024);
     assert!(!config.limits.rate_limits_enabled);
     assert!(config.secrets.jwt_secret.is_none());
@@ -210,6 +212,10 @@ fn bad_values_name_the_setting_where_it_was_written() {
     assert_eq!(
         error("", &[("PDS_BLOB_UPLOAD_LIMIT", "5MB")]),
         r#"PDS_BLOB_UPLOAD_LIMIT: "5MB" is not a number of bytes"#
+    );
+    assert_eq!(
+        error("", &[("PDS_CRAWL_INTERVAL_SECS", "0")]),
+        "PDS_CRAWL_INTERVAL_SECS: must be at least one second"
     );
     assert_eq!(
         error("", &[("PDS_REPO_BACKFILL_LIMIT_MS", "-1")]),
