@@ -115,25 +115,28 @@ fn block(conn: &Connection, did: &str, cid: &Cid) -> Result<Option<Vec<u8>>> {
         .optional()?)
 }
 
-/// The blocks of `did`'s repo with these CIDs: those found, in the order asked (each once), and
-/// the CIDs the repo does not hold.
-pub fn blocks_by_cid(
-    conn: &Connection,
-    did: &str,
-    cids: &[Cid],
-) -> Result<(Vec<(Cid, Vec<u8>)>, Vec<Cid>)> {
-    let mut found: Vec<(Cid, Vec<u8>)> = Vec::new();
-    let mut missing: Vec<Cid> = Vec::new();
+/// What [`blocks_by_cid`] found.
+#[derive(Debug, Default)]
+pub struct FoundBlocks {
+    /// The blocks the repo holds, in the order asked, each once.
+    pub found: Vec<(Cid, Vec<u8>)>,
+    /// The CIDs it does not hold.
+    pub missing: Vec<Cid>,
+}
+
+/// The blocks of `did`'s repo with these CIDs, and the CIDs the repo does not hold.
+pub fn blocks_by_cid(conn: &Connection, did: &str, cids: &[Cid]) -> Result<FoundBlocks> {
+    let mut out = FoundBlocks::default();
     for cid in cids {
-        if found.iter().any(|(c, _)| c == cid) || missing.contains(cid) {
+        if out.found.iter().any(|(c, _)| c == cid) || out.missing.contains(cid) {
             continue;
         }
         match block(conn, did, cid)? {
-            Some(bytes) => found.push((*cid, bytes)),
-            None => missing.push(*cid),
+            Some(bytes) => out.found.push((*cid, bytes)),
+            None => out.missing.push(*cid),
         }
     }
-    Ok((found, missing))
+    Ok(out)
 }
 
 /// Up to `limit` repo heads in DID order, strictly after the DID `after`.
@@ -287,7 +290,7 @@ mod tests {
         let bob = repo.store.head(BOB).unwrap().unwrap();
         let conn = repo.store.connection();
         let asked = [alice.data, alice.commit_cid, alice.data, bob.commit_cid];
-        let (found, missing) = blocks_by_cid(conn, ALICE, &asked).unwrap();
+        let FoundBlocks { found, missing } = blocks_by_cid(conn, ALICE, &asked).unwrap();
         let found: Vec<Cid> = found.into_iter().map(|(c, _)| c).collect();
         assert_eq!(found, vec![alice.data, alice.commit_cid]);
         assert_eq!(

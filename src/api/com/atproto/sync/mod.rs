@@ -1,16 +1,26 @@
 //! `com.atproto.sync.*`: what relays, AppViews and other servers fetch from this one.
 //!
 //! Also the helpers these public methods share: the optional caller (the account itself and the
-//! operator see their repo whatever its status), the reference's repo availability check, and
-//! query parameter parsing with the reference's messages.
+//! operator see their repo whatever its status), the reference's repo availability check, the
+//! repo head, CAR responses, and query parameter parsing with the reference's messages.
 
 pub mod get_blob;
+pub mod get_blocks;
+pub mod get_checkout;
+pub mod get_head;
+pub mod get_latest_commit;
+pub mod get_record;
+pub mod get_repo;
+pub mod get_repo_status;
 pub mod list_blobs;
+pub mod list_repos;
 
 use axum::extract::{FromRequestParts, Query};
-use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pds_storage::RepoHead;
 
 use crate::accounts::{self, Account};
 use crate::api::ApiError;
@@ -22,6 +32,31 @@ use crate::state::AppState;
 pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
     xrpc.query(get_blob::NSID, get_blob::handle)
         .query(list_blobs::NSID, list_blobs::handle)
+        .query(get_repo::NSID, get_repo::handle)
+        .query(get_checkout::NSID, get_checkout::handle)
+        .query(get_latest_commit::NSID, get_latest_commit::handle)
+        .query(get_head::NSID, get_head::handle)
+        .query(get_repo_status::NSID, get_repo_status::handle)
+        .query(list_repos::NSID, list_repos::handle)
+        .query(get_blocks::NSID, get_blocks::handle)
+        .query(get_record::NSID, get_record::handle)
+}
+
+/// The media type of every CAR this API sends.
+pub const CAR_MEDIA_TYPE: &str = "application/vnd.ipld.car";
+
+/// A CAR built in memory (a few blocks) as a response.
+pub fn car_response(car: Vec<u8>) -> Response {
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static(CAR_MEDIA_TYPE))],
+        car,
+    )
+        .into_response()
+}
+
+/// 400 with a method-specific error name.
+fn bad_request(name: &'static str, message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, name, message)
 }
 
 /// Who calls a method that anyone may call.
@@ -73,35 +108,49 @@ pub async fn assert_repo_available(
     did: &str,
     caller: &Caller,
 ) -> Result<Account, ApiError> {
-    let lookup = did.to_owned();
-    let account = state
-        .db
-        .read(move |store| accounts::by_did(store.connection(), &lookup))
-        .await?;
-    let bad =
-        |name: &'static str, message: String| ApiError::new(StatusCode::BAD_REQUEST, name, message);
-    let Some(account) = account else {
-        return Err(bad(
-            "RepoNotFound",
-            format!("Could not find repo for DID: {did}"),
-        ));
-    };
+    let account = find_account(state, did).await?;
     if caller.is_self_or_admin(did) {
         return Ok(account);
     }
     if account.takendown {
-        return Err(bad(
+        return Err(bad_request(
             "RepoTakendown",
             format!("Repo has been takendown: {did}"),
         ));
     }
     if account.deactivated {
-        return Err(bad(
+        return Err(bad_request(
             "RepoDeactivated",
             format!("Repo has been deactivated: {did}"),
         ));
     }
     Ok(account)
+}
+
+/// The account of `did` whatever its status, or 400 `RepoNotFound` (the availability check as
+/// the account itself sees it; getRepoStatus reports the status instead of refusing).
+pub async fn find_account(state: &AppState, did: &str) -> Result<Account, ApiError> {
+    let lookup = did.to_owned();
+    let account = state
+        .db
+        .read(move |store| accounts::by_did(store.connection(), &lookup))
+        .await?;
+    account.ok_or_else(|| {
+        bad_request(
+            "RepoNotFound",
+            format!("Could not find repo for DID: {did}"),
+        )
+    })
+}
+
+/// The latest commit of `did`'s repo, if it has one.
+pub async fn repo_head(state: &AppState, did: &str) -> Result<Option<RepoHead>, ApiError> {
+    let lookup = did.to_owned();
+    state
+        .db
+        .read(move |store| store.head(&lookup))
+        .await
+        .map_err(ApiError::internal)
 }
 
 /// A method's query parameters, checked one by one with the reference's messages
@@ -148,6 +197,47 @@ impl Params {
         let value = self.required(name)?;
         pds_ipld::parse_cid(value)
             .map_err(|_| ApiError::invalid_request(format!("{name} must be a cid string")))
+    }
+
+    /// Every non-empty value of a repeated parameter (`cids=a&cids=b`), in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// A required array of CIDs: at least one value; a bad one is named by its index
+    /// (`cids/1 must be a cid string`), as the reference's lexicon validation does.
+    pub fn cids(&self, name: &str) -> Result<Vec<pds_ipld::Cid>, ApiError> {
+        let values = self.all(name);
+        if values.is_empty() {
+            return Err(ApiError::invalid_request(format!(
+                "Params must have the property \"{name}\""
+            )));
+        }
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, value)| {
+                pds_ipld::parse_cid(value).map_err(|_| {
+                    ApiError::invalid_request(format!("{name}/{i} must be a cid string"))
+                })
+            })
+            .collect()
+    }
+
+    /// A required NSID parameter.
+    pub fn nsid(&self, name: &str) -> Result<pds_syntax::Nsid, ApiError> {
+        pds_syntax::Nsid::new(self.required(name)?)
+            .map_err(|_| ApiError::invalid_request(format!("{name} must be a valid nsid")))
+    }
+
+    /// A required record key parameter.
+    pub fn record_key(&self, name: &str) -> Result<pds_syntax::RecordKey, ApiError> {
+        pds_syntax::RecordKey::new(self.required(name)?)
+            .map_err(|_| ApiError::invalid_request(format!("{name} must be a valid Record Key")))
     }
 
     /// An optional TID parameter.
