@@ -359,8 +359,11 @@ impl StoreTx<'_> {
         let did = data.did.as_str();
         {
             let mut put = self.tx.prepare_cached(
+                // A block the repo already holds keeps its first rev: it has been in the repo
+                // ever since (a removed block's row is deleted), so whoever synced past that rev
+                // has it, and getRepo?since= does not send it again.
                 "INSERT INTO repo_block (did, cid, rev, bytes) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (did, cid) DO UPDATE SET rev = excluded.rev",
+                 ON CONFLICT (did, cid) DO NOTHING",
             )?;
             for (cid, bytes) in &data.new_blocks {
                 put.execute((did, cid.to_bytes(), &data.rev, bytes))?;
