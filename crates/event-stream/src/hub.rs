@@ -100,8 +100,9 @@ impl Default for HubConfig {
     }
 }
 
-// Where a subscriber's slot stands. The tailer and the subscription change it with atomic
-// compare-and-swaps, so "the queue overflowed" and "the subscription went live" have an order.
+// Where a subscriber's slot stands. The tailer stores LAGGED, the subscription swaps REPLAYING
+// for LIVE with a compare-and-swap: "the queue overflowed" and "the subscription went live"
+// happen in one order or the other, never unnoticed.
 /// Replaying from the log.
 const REPLAYING: u8 = 0;
 /// Reading the live queue.
@@ -307,12 +308,18 @@ fn deliver_to(slot: &Slot, frames: &[Frame], now: u64) -> bool {
     true
 }
 
+/// How often the tailer looks at the log without being woken: a safety net for events
+/// committed by something that does not call [`Hub::notify_committed`] (another process on the
+/// same database), at the cost of one small query per interval.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
 /// The tailer: after each wake-up, reads the log from where it left off until it has seen
 /// everything committed, handing each page to the subscribers.
 async fn tail(hub: Weak<Shared>, wake: Arc<Notify>, mut position: Seq) {
     let mut failures = 0u32;
     loop {
-        wake.notified().await;
+        // Woken or timed out: either way, look.
+        let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
         loop {
             let Some(shared) = hub.upgrade() else { return };
             if shared.subscribers().closed {

@@ -17,7 +17,9 @@
 //! - **Fan-out** ([`hub`]): [`Hub`] reads each new row once (after [`Hub::notify_committed`])
 //!   and hands the frame to every live [`Subscription`]; a subscription with a cursor replays the
 //!   log first and joins the live tail with no gap and no duplicate. Memory per subscriber is
-//!   bounded; a subscriber that cannot keep up is ended with `ConsumerTooSlow`.
+//!   bounded and the tailer never waits: a subscriber whose queue overflows catches up from the
+//!   log, and one that is still behind after [`HubConfig::slow_consumer_grace`] is ended with
+//!   `ConsumerTooSlow`.
 //! - **Retention** ([`retention`]): which events fall out of the backfill window.
 //!
 //! # What it must not touch
@@ -83,7 +85,7 @@ mod time;
 
 pub use event::{AccountEvent, AccountStatus, CommitEvent, EventBody, IdentityEvent, SyncEvent};
 pub use frame::{DecodedFrame, Frame, decode_frame};
-pub use hub::{Hub, HubConfig, LogQuery, LogReader, Subscription};
+pub use hub::{Hub, HubConfig, LogQuery, LogReader, ReadFuture, Subscription};
 pub use retention::Retention;
 
 /// A position in the stream: the `seq` of an event. The first event is 1; seqs only grow, and
