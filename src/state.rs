@@ -35,6 +35,8 @@ pub struct AppContext {
     pub mailer: crate::mailer::Mailer,
     /// The relays asked to crawl this server (`PDS_CRAWLERS`).
     pub crawlers: crate::crawlers::Crawlers,
+    /// The event stream relays subscribe to.
+    pub firehose: crate::firehose::Firehose,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -76,7 +78,9 @@ impl AppContext {
             crate::identity_service::dns(&config, pds_identity::DEFAULT_TIMEOUT)?,
         )
         .map_err(|e| StorageError::Corrupt(format!("the crawler client: {e}")))?;
+        let firehose = crate::firehose::Firehose::start(&db, &config.sync, &crawlers).await?;
         Ok(Arc::new(AppContext {
+            firehose,
             crawlers,
             id_resolver: crate::identity_service::resolver(&config)?,
             blobs: crate::blobs::Blobs::open(&config, db.clone()).await?,

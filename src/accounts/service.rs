@@ -19,6 +19,7 @@ use pds_syntax::{Datetime, Did, Handle};
 
 use super::{Account, AccountError, NewAccount, email_tokens, password};
 use crate::auth::{self, Scope, SessionTokens};
+use crate::firehose;
 use crate::identity_service::{self, HandleError};
 use crate::state::AppContext;
 
@@ -235,7 +236,13 @@ pub async fn create_account(
                     deactivated: false,
                 };
                 super::insert(conn, &new)?;
-                w.tx.create_repo(&did, &key, &clock_ctx, &[])?;
+                let commit = w.tx.create_repo(&did, &key, &clock_ctx, &[])?;
+                // What the network learns of a new account, in the reference's order.
+                let conn = w.tx.connection();
+                firehose::sequence_identity(conn, &did, Some(&handle))?;
+                firehose::sequence_account(conn, &did, true, None)?;
+                firehose::sequence_commit(conn, &commit, &[])?;
+                firehose::sequence_sync(conn, &commit)?;
                 Ok::<_, AccountError>(())
             })
             .await?;

@@ -357,7 +357,8 @@ fn apply(
             blobs,
         })
         .collect();
-    blobs::link_records(w.tx.connection(), did.as_str(), &data.rev, &records)?;
+    let new_blobs = blobs::link_records(w.tx.connection(), did.as_str(), &data.rev, &records)?;
+    crate::firehose::sequence_commit(w.tx.connection(), &data, &new_blobs)?;
     Ok(CommitMeta {
         cid: data.commit_cid,
         rev: data.rev,

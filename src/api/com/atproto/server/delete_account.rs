@@ -76,13 +76,9 @@ pub async fn handle(
     Ok(())
 }
 
-/// Call point for the firehose: the `#account` event for `did` (`active: false`, `status:
-/// "deleted"`) is to be sequenced here, in the deletion's own transaction, once the event log
-/// exists (as the reference's `sequenceAccountEvt(did, Deleted)`, after which it drops the
-/// account's earlier events). Does nothing yet.
-fn sequence_account_deleted(
-    _w: &mut Writer<'_, '_>,
-    _did: &str,
-) -> Result<(), email_tokens::Error> {
+/// The firehose's `#account` event (`active: false`, `status: "deleted"`), in the deletion's
+/// own transaction; the account's earlier events leave the log with it.
+fn sequence_account_deleted(w: &mut Writer<'_, '_>, did: &str) -> Result<(), email_tokens::Error> {
+    crate::firehose::sequence_account_deleted(w.tx.connection(), did)?;
     Ok(())
 }

@@ -14,6 +14,7 @@ pub mod get_repo;
 pub mod get_repo_status;
 pub mod list_blobs;
 pub mod list_repos;
+pub mod subscribe_repos;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -40,6 +41,7 @@ pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
         .query(list_repos::NSID, list_repos::handle)
         .query(get_blocks::NSID, get_blocks::handle)
         .query(get_record::NSID, get_record::handle)
+        .query(subscribe_repos::NSID, subscribe_repos::handle)
 }
 
 /// The media type of every CAR this API sends.
