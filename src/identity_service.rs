@@ -282,7 +282,7 @@ pub async fn update_handle(
     match holder {
         Some(holder) if holder.did != did => return Err(AccountError::HandleTaken.into()),
         Some(_) => {
-            identity_changed(ctx, did, None, &new);
+            identity_changed(ctx, did, None, &new).await;
             return Ok(new);
         }
         None => {}
@@ -307,7 +307,7 @@ pub async fn update_handle(
         }
         return Err(e.into());
     }
-    identity_changed(ctx, did, Some(&account.handle), &new);
+    identity_changed(ctx, did, Some(&account.handle), &new).await;
     Ok(new)
 }
 
@@ -319,12 +319,14 @@ async fn set_handle(ctx: &AppContext, did: &str, handle: &str) -> Result<(), Acc
 }
 
 /// Everything that must follow a change of `did`'s handle (or of its DID document): the
-/// resolver's cached answers are dropped, so this server's own resolutions see the change now.
+/// resolver's cached answers are dropped, so this server's own resolutions see the change now,
+/// and the firehose carries an `#identity` event so that relays and AppViews re-resolve it.
+/// Called both for a real change and for a re-announcement of the same handle, as the reference
+/// does (a user's way to make the network look again).
 ///
-/// FIREHOSE: the `#identity` event (the reference's `sequenceIdentityEvt(did, handle)`) is to be
-/// sequenced here; it is called both for a real change and for a re-announcement of the same
-/// handle, as the reference does.
-pub fn identity_changed(ctx: &AppContext, did: &str, old_handle: Option<&str>, handle: &str) {
+/// The event is sequenced after the change is complete everywhere (here and in the DID
+/// directory), so it never announces a change that was then undone.
+pub async fn identity_changed(ctx: &AppContext, did: &str, old_handle: Option<&str>, handle: &str) {
     if let Ok(did) = Did::new(did) {
         ctx.id_resolver.purge_did(&did);
     }
@@ -332,6 +334,21 @@ pub fn identity_changed(ctx: &AppContext, did: &str, old_handle: Option<&str>, h
         if let Ok(h) = Handle::new(h) {
             ctx.id_resolver.purge_handle(&h);
         }
+    }
+    let (event_did, event_handle) = (did.to_owned(), handle.to_owned());
+    let sequenced = ctx
+        .db
+        .write(move |w| {
+            crate::firehose::sequence_identity(
+                w.tx.connection(),
+                &event_did,
+                Some(&event_handle),
+            )
+        })
+        .await;
+    if let Err(e) = sequenced {
+        // The change itself stands; relays learn of it at the next identity event or resync.
+        tracing::error!(%did, %handle, error = %e, "could not put the #identity event on the firehose");
     }
 }
 
