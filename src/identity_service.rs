@@ -339,11 +339,7 @@ pub async fn identity_changed(ctx: &AppContext, did: &str, old_handle: Option<&s
     let sequenced = ctx
         .db
         .write(move |w| {
-            crate::firehose::sequence_identity(
-                w.tx.connection(),
-                &event_did,
-                Some(&event_handle),
-            )
+            crate::firehose::sequence_identity(w.tx.connection(), &event_did, Some(&event_handle))
         })
         .await;
     if let Err(e) = sequenced {

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::time::Duration;
 
-use common::{ServerOptions, TestServer, http, post};
+use common::{ServerOptions, TestServer, deletion_code, http, post};
 use pds_crypto::PublicKey;
 use pds_ipld::Cid;
 use pds_ipld::car::{CarBuffer, CarLimits, decode_car, encode_car};
@@ -533,32 +533,6 @@ fn list_all(server: &TestServer, limit: usize) -> Vec<Value> {
 
 /// The code of the last account-deletion e-mail to `to` (dev mode logs mail instead of
 /// sending it).
-fn deletion_code(server: &TestServer, to: &str) -> String {
-    let log = server.log();
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| {
-            l.contains("e-mail not sent")
-                && l.contains(&format!("to={to} "))
-                && l.contains("Account Deletion Request")
-        })
-        .expect("the deletion e-mail");
-    let bytes = line.as_bytes();
-    let is_code_char = |c: u8| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c);
-    (0..bytes.len().saturating_sub(10))
-        .find_map(|i| {
-            let w = &bytes[i..i + 11];
-            let shaped = w[..5].iter().all(|&c| is_code_char(c))
-                && w[5] == b'-'
-                && w[6..].iter().all(|&c| is_code_char(c));
-            let bounded = (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
-                && bytes.get(i + 11).is_none_or(|c| !c.is_ascii_alphanumeric());
-            (shaped && bounded).then(|| String::from_utf8(w.to_vec()).unwrap())
-        })
-        .expect("a code in the e-mail")
-}
-
 #[test]
 fn listing_statuses_and_refusals() {
     let server = start();
