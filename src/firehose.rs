@@ -8,6 +8,8 @@
 //! - a new account (`accounts::service`): `#identity`, `#account` (active), `#commit` (the empty
 //!   repo) and `#sync`, as the reference;
 //! - a handle change (`identity_service`): `#identity`;
+//! - deactivation (`#account` deactivated) and activation (`#identity`, `#account` active,
+//!   `#sync`) by the account's owner (`accounts::status`);
 //! - an account deletion: `#account` (deleted), after which the account's earlier events are
 //!   dropped from the log, as the reference does.
 //!
@@ -76,6 +78,17 @@ pub fn sequence_commit(
 /// repo).
 pub fn sequence_sync(conn: &Connection, data: &CommitData) -> Result<Seq, StorageError> {
     let event = pds_event_stream::SyncEvent::from_commit_data(data).map_err(storage_error)?;
+    append(conn, &EventBody::Sync(event))
+}
+
+/// A `#sync` for the repo's current commit block (an account activated with its repo as it is).
+pub fn sequence_sync_block(
+    conn: &Connection,
+    commit_cid: &Cid,
+    commit_block: &[u8],
+) -> Result<Seq, StorageError> {
+    let event = pds_event_stream::SyncEvent::from_commit_block(commit_cid, commit_block)
+        .map_err(storage_error)?;
     append(conn, &EventBody::Sync(event))
 }
 

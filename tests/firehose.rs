@@ -630,3 +630,73 @@ fn handle_changes_and_deletions_are_announced() {
     assert_eq!(alices[0].kind(), Some("#account"));
     assert!(frames.iter().filter(|f| about(f) == bob.did).count() >= 5);
 }
+
+#[test]
+fn deactivation_and_activation_are_announced() {
+    let server = TestServer::start();
+    let alice = create_account(&server, "alice");
+    create(&server, &alice, "before the pause");
+    let head_rev = latest_rev(&server, &alice.did);
+    let mut socket = subscribe(&server, None);
+
+    let (status, body) = post(
+        &server,
+        "com.atproto.server.deactivateAccount",
+        Some(&alice.token),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let frame = next_frame(&mut socket).unwrap();
+    assert_eq!(frame.kind(), Some("#account"));
+    assert_eq!(frame.get("active"), Some(&Ipld::Bool(false)));
+    assert_eq!(string(&frame, "status"), Some("deactivated"));
+
+    // Deactivated: not served to others, not writable.
+    let res = http()
+        .get(server.url(&format!("/xrpc/com.atproto.sync.getRepo?did={}", alice.did)))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    assert_eq!(res.json::<Value>().unwrap()["error"], "RepoDeactivated");
+    let (status, body) = post(
+        &server,
+        "com.atproto.repo.createRecord",
+        Some(&alice.token),
+        json!({"repo": alice.did, "collection": POST, "record": post_record("during the pause")}),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("AccountDeactivated"))
+    );
+
+    // Back: identity, account and sync events, and the repo is served again.
+    let (status, body) = post(
+        &server,
+        "com.atproto.server.activateAccount",
+        Some(&alice.token),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let frames: Vec<DecodedFrame> = (0..3).map(|_| next_frame(&mut socket).unwrap()).collect();
+    let kinds: Vec<&str> = frames.iter().map(|f| f.kind().unwrap()).collect();
+    assert_eq!(kinds, ["#identity", "#account", "#sync"]);
+    assert_eq!(string(&frames[0], "handle"), Some("alice.test"));
+    assert_eq!(frames[1].get("active"), Some(&Ipld::Bool(true)));
+    assert_eq!(string(&frames[2], "rev"), Some(head_rev.as_str()));
+    let Some(Ipld::Bytes(car)) = frames[2].get("blocks") else {
+        panic!("#sync without blocks")
+    };
+    let (roots, blocks) = decode_car(car).unwrap();
+    assert_eq!(blocks.len(), 1, "a #sync carries the commit block alone");
+    assert_eq!(roots[0], blocks[0].0);
+    let commit = Commit::from_block(&blocks[0].0, &blocks[0].1).unwrap();
+    commit
+        .verify(&signing_key(&server, &alice.did))
+        .expect("the announced commit is the account's");
+    let res = http()
+        .get(server.url(&format!("/xrpc/com.atproto.sync.getRepo?did={}", alice.did)))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    create(&server, &alice, "after the pause");
+}

@@ -10,6 +10,7 @@ pub mod invites;
 pub mod password;
 pub mod schema;
 pub mod service;
+pub mod status;
 
 use pds_crypto::{Algorithm, Keypair};
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -197,6 +198,40 @@ pub fn set_handle(conn: &Connection, did: &str, handle: &str) -> Result<()> {
     let changed = conn
         .prepare_cached("UPDATE account SET handle = ?2 WHERE did = ?1")?
         .execute((did, &handle))?;
+    if changed == 0 {
+        return Err(AccountError::NotFound);
+    }
+    Ok(())
+}
+
+/// Deactivates an account at `at` (its owner's choice: the repo stops being served and
+/// written, the data stays), with the date after which the owner wants it deleted, if any.
+/// Deactivating an already deactivated account keeps its first date.
+pub fn deactivate(
+    conn: &Connection,
+    did: &str,
+    at: &str,
+    delete_after: Option<&str>,
+) -> Result<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE account SET deactivated_at = COALESCE(deactivated_at, ?2), delete_after = ?3
+             WHERE did = ?1",
+        )?
+        .execute((did, at, delete_after))?;
+    if changed == 0 {
+        return Err(AccountError::NotFound);
+    }
+    Ok(())
+}
+
+/// Reactivates a deactivated account (a no-op for an active one).
+pub fn activate(conn: &Connection, did: &str) -> Result<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE account SET deactivated_at = NULL, delete_after = NULL WHERE did = ?1",
+        )?
+        .execute([did])?;
     if changed == 0 {
         return Err(AccountError::NotFound);
     }

@@ -54,7 +54,10 @@ CREATE TABLE email_token (
 );
 ";
 
+/// `com.atproto.server.deactivateAccount`'s `deleteAfter`: kept with the account, as the reference.
+const V2: &str = "ALTER TABLE account ADD COLUMN delete_after TEXT;";
+
 /// Creates or upgrades the account tables.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    pds_storage::migrate_component(conn, "accounts", &[V1])
+    pds_storage::migrate_component(conn, "accounts", &[V1, V2])
 }

@@ -319,11 +319,12 @@ async fn did_web_signing_key(
             })?,
     };
     let handle = Handle::new(handle).map_err(|e| AccountError::InvalidHandle(e.to_string()))?;
-    let problems = did_web_document_problems(
+    let problems = document_problems(
         &document,
         &ctx.config.server.public_url,
         &reserved.public_key(),
-        &handle,
+        "the key reserved for it here",
+        Some(&handle),
     );
     if !problems.is_empty() {
         return Err(AccountError::IncompatibleDidDoc(format!(
@@ -334,15 +335,17 @@ async fn did_web_signing_key(
     Ok(reserved)
 }
 
-/// What is wrong, if anything, with a did:web document for an account here: it must name this
-/// server (`public_url`) as its `#atproto_pds`, `key` as its `#atproto` key and `handle` as its
-/// handle (first in `alsoKnownAs`). All mismatches are listed, so an operator fixes the
-/// document in one go.
-fn did_web_document_problems(
+/// What is wrong, if anything, with a DID document for an account hosted here: it must name this
+/// server (`public_url`) as its `#atproto_pds`, `key` (described as `key_is` in messages) as its
+/// `#atproto` key and, if given,
+/// `handle` as its handle (first in `alsoKnownAs`). All mismatches are listed, so an operator
+/// or user fixes the document in one go.
+pub(crate) fn document_problems(
     document: &DidDocument,
     public_url: &str,
     key: &PublicKey,
-    handle: &Handle,
+    key_is: &str,
+    handle: Option<&Handle>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
     let public_url = public_url.trim_end_matches('/');
@@ -359,15 +362,18 @@ fn did_web_document_problems(
     match document.signing_key() {
         Some(found) if found.did_key() == reserved => {}
         Some(found) => problems.push(format!(
-            "its #atproto key is {}, not the key reserved for it here ({reserved})",
+            "its #atproto key is {}, not {key_is} ({reserved})",
             found.did_key()
         )),
         None => problems.push(format!(
-            "it has no usable #atproto verification method; it needs the key reserved for it here \
-             ({reserved}), as type Multikey with publicKeyMultibase {}",
+            "it has no usable #atproto verification method; it needs {key_is} ({reserved}), \
+             as type Multikey with publicKeyMultibase {}",
             key.multikey()
         )),
     }
+    let Some(handle) = handle else {
+        return problems;
+    };
     match document.handle() {
         Some(found) if found == *handle => {}
         Some(found) => problems.push(format!(

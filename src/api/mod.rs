@@ -25,7 +25,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
-pub use input::XrpcJson;
+pub use input::{XrpcJson, XrpcJsonOrEmpty};
 use xrpc::XrpcRouter;
 
 use crate::state::AppState;

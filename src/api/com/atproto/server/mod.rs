@@ -1,11 +1,13 @@
 //! `com.atproto.server.*`: the server's description, accounts and sessions.
 
+pub mod activate_account;
 pub mod confirm_email;
 pub mod create_account;
 pub mod create_app_password;
 pub mod create_invite_code;
 pub mod create_invite_codes;
 pub mod create_session;
+pub mod deactivate_account;
 pub mod delete_account;
 pub mod delete_session;
 pub mod describe_server;
@@ -53,4 +55,6 @@ pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
         .procedure(request_account_delete::NSID, request_account_delete::handle)
         .procedure(delete_account::NSID, delete_account::handle)
         .procedure(reserve_signing_key::NSID, reserve_signing_key::handle)
+        .procedure(deactivate_account::NSID, deactivate_account::handle)
+        .procedure(activate_account::NSID, activate_account::handle)
 }

@@ -7,15 +7,12 @@
 //! a week are dropped (see `email_tokens::RESERVATION_TTL_MS`). The body may be empty.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::http::header::CONTENT_TYPE;
 use pds_crypto::{Algorithm, Keypair};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::email_tokens;
-use crate::api::ApiError;
+use crate::api::{ApiError, XrpcJsonOrEmpty};
 use crate::state::AppState;
 
 pub const NSID: &str = "com.atproto.server.reserveSigningKey";
@@ -32,31 +29,10 @@ pub struct Output {
     pub signing_key: String,
 }
 
-/// The input: none, or a JSON object.
-fn input(headers: &HeaderMap, body: &Bytes) -> Result<Input, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Input::default());
-    }
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::invalid_request(
-            "Request encoding must be application/json",
-        ));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid_request(format!("Invalid request body: {e}")))
-}
-
 pub async fn handle(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    XrpcJsonOrEmpty(input): XrpcJsonOrEmpty<Input>,
 ) -> Result<Json<Output>, ApiError> {
-    let input = input(&headers, &body)?;
     let did = match input.did {
         Some(did) => Some(
             pds_syntax::Did::new(&did)

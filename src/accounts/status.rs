@@ -1,0 +1,90 @@
+//! An account's hosting status as its owner changes it: deactivation (the repo stops being
+//! served and written; the data stays) and activation, each announced on the firehose in the
+//! same transaction (`#account`; activation also `#identity` and `#sync`, so relays re-resolve
+//! the DID and pick the repo up from its current commit, as the reference does).
+
+use pds_repo::BlockSource;
+use pds_syntax::{Datetime, Did};
+
+use super::{AccountError, service};
+use crate::firehose;
+use crate::state::AppContext;
+
+/// Deactivates `did`'s account; `delete_after` is when its owner wants it deleted (kept, as the
+/// reference does; deleting is done with deleteAccount).
+pub async fn deactivate(
+    ctx: &AppContext,
+    did: &str,
+    delete_after: Option<Datetime>,
+) -> Result<(), AccountError> {
+    let (did, now) = (did.to_owned(), Datetime::now().to_string());
+    let delete_after = delete_after.map(|d| d.to_string());
+    ctx.db
+        .write(move |w| {
+            let conn = w.tx.connection();
+            super::not_taken_down(conn, &did)?;
+            super::deactivate(conn, &did, &now, delete_after.as_deref())?;
+            firehose::sequence_account(
+                conn,
+                &did,
+                false,
+                Some(pds_event_stream::AccountStatus::Deactivated),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// Activates `did`'s account, once its DID document (fetched fresh) points at this server with
+/// the account's signing key: otherwise relays would find the account active here but follow
+/// the DID somewhere else, or fail to verify its commits.
+pub async fn activate(ctx: &AppContext, did: &str) -> Result<(), AccountError> {
+    let parsed = Did::new(did).map_err(|e| AccountError::Refused(format!("bad DID: {e}")))?;
+    let key = {
+        let did = did.to_owned();
+        ctx.db
+            .read(move |store| {
+                let conn = store.connection();
+                super::not_taken_down(conn, &did)?;
+                super::signing_key(conn, &did)
+            })
+            .await?
+    };
+    let document = ctx.id_resolver.refresh_did(&parsed).await.map_err(|e| {
+        AccountError::UnresolvableDid(format!("Could not resolve the DID document of {did}: {e}"))
+    })?;
+    let problems = service::document_problems(
+        &document,
+        &ctx.config.server.public_url,
+        &key.public_key(),
+        "the account's signing key here",
+        None,
+    );
+    if !problems.is_empty() {
+        return Err(AccountError::IncompatibleDidDoc(format!(
+            "The DID document of {did} does not point to this server yet: {}",
+            problems.join("; ")
+        )));
+    }
+    let handle = document.handle().map(|h| h.as_str().to_owned());
+    let did = did.to_owned();
+    ctx.db
+        .write(move |w| {
+            let conn = w.tx.connection();
+            super::not_taken_down(conn, &did)?;
+            super::activate(conn, &did)?;
+            firehose::sequence_identity(conn, &did, handle.as_deref())?;
+            firehose::sequence_account(conn, &did, true, None)?;
+            let head = w
+                .tx
+                .head(&did)?
+                .ok_or_else(|| AccountError::Refused(format!("{did} has no repo to activate")))?;
+            let blocks = w.tx.blocks(&did);
+            let commit = blocks
+                .require_block(&head.commit_cid)
+                .map_err(pds_storage::StorageError::from)?;
+            firehose::sequence_sync_block(conn, &head.commit_cid, &commit)?;
+            Ok(())
+        })
+        .await
+}
