@@ -182,6 +182,11 @@ pub async fn create_account(
             .await?;
     }
 
+    // Hashing is deliberately slow (and kept off the async threads): it runs while the DID is
+    // registered, rather than after.
+    let password = input.password;
+    let hashing = tokio::task::spawn_blocking(move || password::hash(&password));
+
     let (did, signing_key, reserved) = match &input.did {
         None => {
             let signing_key = Keypair::generate(Algorithm::K256);
@@ -194,9 +199,7 @@ pub async fn create_account(
         }
     };
 
-    // Hashing is deliberately slow: keep it off the async threads.
-    let password = input.password;
-    let password_scrypt = tokio::task::spawn_blocking(move || password::hash(&password))
+    let password_scrypt = hashing
         .await
         .map_err(|e| AccountError::Key(e.to_string()))?;
     let created_at = Datetime::now().to_string();
