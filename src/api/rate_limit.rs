@@ -143,6 +143,21 @@ fn client_ip(req: &Request) -> Option<IpAddr> {
     Some(peer)
 }
 
+/// The key a client's requests are counted under: its IPv4 address, or its IPv6 /64 (one
+/// subscriber is routinely given a whole /64, so single addresses would be free to rotate).
+fn client_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 fn refuse(wait: Duration) -> Response {
     let mut response = ApiError::rate_limit_exceeded("Rate Limit Exceeded").into_response();
     let secs = wait.as_secs().max(1).to_string();
@@ -160,7 +175,7 @@ pub async fn limit(State(limiter): State<RateLimiter>, req: Request, next: Next)
         return next.run(req).await;
     }
     let now = Instant::now();
-    let ip = client_ip(&req).map(|ip| ip.to_string()).unwrap_or_default();
+    let ip = client_ip(&req).map(client_key).unwrap_or_default();
     if !is_login {
         if let Err(wait) = limiter.take(&SIGNUP_RULES, 10, &ip, now) {
             return refuse(wait);
@@ -194,6 +209,18 @@ pub async fn limit(State(limiter): State<RateLimiter>, req: Request, next: Next)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_prefix() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:fffe".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(client_key(mapped), "192.0.2.7");
+        assert_eq!(client_key("192.0.2.7".parse().unwrap()), "192.0.2.7");
+    }
 
     #[test]
     fn buckets_allow_the_burst_then_refill() {
