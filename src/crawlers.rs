@@ -12,10 +12,10 @@
 //!
 //! A failed request is logged and retried at the next interval.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pds_event_stream::Hub;
 use pds_identity::{AddressPolicy, HttpConfig, SafeHttpClient};
 
 /// The relays to ask and the state that decides when. Cheap to clone.
@@ -31,8 +31,6 @@ struct Inner {
     body: Vec<u8>,
     http: SafeHttpClient,
     interval: Duration,
-    /// New events since the last request.
-    updated: AtomicBool,
     subscribers: Mutex<Subscribers>,
 }
 
@@ -76,25 +74,19 @@ impl Crawlers {
                 body,
                 http,
                 interval,
-                updated: AtomicBool::new(false),
                 subscribers: Mutex::default(),
             }),
         })
     }
 
     /// Asks every crawler now, then keeps asking as the module doc says, until the runtime
-    /// stops. Does nothing without crawlers.
-    pub fn spawn(&self) {
+    /// stops; `firehose` tells when there are new events. Does nothing without crawlers.
+    pub fn spawn(&self, firehose: Hub) {
         if self.inner.endpoints.is_empty() {
             return;
         }
         let crawlers = self.clone();
-        tokio::spawn(async move { crawlers.run().await });
-    }
-
-    /// Something was added to the firehose (cheap; the request itself waits for its turn).
-    pub fn notify_of_update(&self) {
-        self.inner.updated.store(true, Ordering::Relaxed);
+        tokio::spawn(async move { crawlers.run(firehose).await });
     }
 
     /// A firehose subscriber connected; it counts as connected until the guard is dropped.
@@ -107,8 +99,9 @@ impl Crawlers {
         }
     }
 
-    async fn run(&self) {
+    async fn run(&self, firehose: Hub) {
         let interval = self.inner.interval;
+        let mut announced = firehose.latest_seq();
         // Checked often enough that a request is at most a quarter interval late.
         let mut tick = tokio::time::interval((interval / 4).max(Duration::from_millis(100)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -120,10 +113,12 @@ impl Crawlers {
             if !due {
                 continue;
             }
-            let updated = self.inner.updated.swap(false, Ordering::Relaxed);
+            let latest = firehose.latest_seq();
+            let updated = latest > announced;
             let first = last_request.is_none();
             if first || updated || self.nobody_listening_for(interval, now) {
                 last_request = Some(now);
+                announced = latest;
                 self.request_crawl().await;
             }
         }

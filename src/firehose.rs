@@ -13,9 +13,9 @@
 //! - an account deletion: `#account` (deleted), after which the account's earlier events are
 //!   dropped from the log, as the reference does.
 //!
-//! Running parts, started with the server: the [`Hub`] (woken after every database commit), the
-//! trimming of events older than the backfill window, and the crawl requests to relays after
-//! new events.
+//! Running parts, started with the server: the [`Hub`] (woken after every database commit) and
+//! the trimming of events older than the backfill window. The crawl requests to relays
+//! (`crawlers.rs`) watch the hub for new events.
 
 use std::time::{Duration, SystemTime};
 
@@ -26,7 +26,6 @@ use pds_storage::{Database, StorageError};
 use rusqlite::Connection;
 
 use crate::config::SyncConfig;
-use crate::crawlers::Crawlers;
 
 /// How often events past the backfill window are trimmed.
 const TRIM_EVERY: Duration = Duration::from_secs(60);
@@ -38,23 +37,16 @@ pub struct Firehose {
 }
 
 impl Firehose {
-    /// Creates the log's tables, starts the hub and the trimming task, and wakes both the hub
-    /// and the crawl requests after every commit.
-    pub async fn start(
-        db: &Database,
-        config: &SyncConfig,
-        crawlers: &Crawlers,
-    ) -> Result<Firehose, StorageError> {
+    /// Creates the log's tables, starts the hub (woken after every commit) and the trimming
+    /// task.
+    pub async fn start(db: &Database, config: &SyncConfig) -> Result<Firehose, StorageError> {
         db.write(|w| log::migrate(w.tx.connection()).map_err(storage_error))
             .await?;
         let hub = Hub::start(db.clone(), HubConfig::default())
             .await
             .map_err(storage_error)?;
-        let (notify, crawlers) = (hub.clone(), crawlers.clone());
-        db.on_commit(move || {
-            notify.notify_committed();
-            crawlers.notify_of_update();
-        });
+        let notify = hub.clone();
+        db.on_commit(move || notify.notify_committed());
         spawn_trimming(
             db.clone(),
             Retention::from_backfill_limit_ms(config.repo_backfill_limit_ms),

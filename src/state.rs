@@ -78,7 +78,7 @@ impl AppContext {
             crate::identity_service::dns(&config, pds_identity::DEFAULT_TIMEOUT)?,
         )
         .map_err(|e| StorageError::Corrupt(format!("the crawler client: {e}")))?;
-        let firehose = crate::firehose::Firehose::start(&db, &config.sync, &crawlers).await?;
+        let firehose = crate::firehose::Firehose::start(&db, &config.sync).await?;
         Ok(Arc::new(AppContext {
             firehose,
             crawlers,

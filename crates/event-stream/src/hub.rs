@@ -23,7 +23,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -126,6 +126,8 @@ struct Shared {
     subscribers: Mutex<Subscribers>,
     /// What [`SlotState::lagged_at`] counts from.
     epoch: Instant,
+    /// The seq of the last event the tailer handed out (the head at start).
+    latest: AtomicI64,
 }
 
 #[derive(Default)]
@@ -173,6 +175,7 @@ impl Hub {
             wake: Arc::new(Notify::new()),
             subscribers: Mutex::default(),
             epoch: Instant::now(),
+            latest: AtomicI64::new(head),
         });
         tokio::spawn(tail(Arc::downgrade(&shared), shared.wake.clone(), head));
         Ok(Hub { shared })
@@ -206,6 +209,12 @@ impl Hub {
             next_live: None,
             catch_up_deadline: None,
         }
+    }
+
+    /// The seq of the newest event seen by the hub: it grows when new events are committed
+    /// (e.g. to tell relays there is something new).
+    pub fn latest_seq(&self) -> Seq {
+        self.shared.latest.load(Ordering::Acquire)
     }
 
     /// Subscribers currently registered for live events.
@@ -335,6 +344,7 @@ async fn tail(hub: Weak<Shared>, wake: Arc<Notify>, mut position: Seq) {
                     let Some(last) = frames.last() else { break };
                     position = last.seq().unwrap_or(position);
                     shared.deliver(&frames);
+                    shared.latest.store(position, Ordering::Release);
                     if frames.len() < page_size {
                         break;
                     }
