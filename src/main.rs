@@ -13,6 +13,9 @@ use clap::{Parser, Subcommand};
 use pds::config::{Config, ConfigError, data_dir, secrets};
 use pds::logging::{self, LogFormat};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "pds", version, about = "An AT Protocol Personal Data Server")]
 struct Cli {
