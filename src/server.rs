@@ -49,7 +49,7 @@ pub async fn run(mut config: Config, secrets: Secrets) -> Result<(), ServeError>
         .await
         .map_err(ServeError::Database)?;
     let db = state.db.clone();
-    let (crawlers, firehose) = (state.crawlers.clone(), state.firehose.hub.clone());
+    let (crawlers, hub) = (state.crawlers.clone(), state.firehose.hub.clone());
     let app = api::app(state);
 
     // This line is an interface: tests and scripts find the address by the
@@ -57,7 +57,7 @@ pub async fn run(mut config: Config, secrets: Secrets) -> Result<(), ServeError>
     // IPv6 in brackets), which ends at the first space or quote. Keep it so.
     tracing::info!(%public_url, "listening on http://{bound}");
     // Now that relays can connect back, ask them to.
-    crawlers.spawn(firehose);
+    crawlers.spawn(hub.clone());
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // The peer address reaches handlers (rate limits key on the client IP).
@@ -71,6 +71,9 @@ pub async fn run(mut config: Config, secrets: Secrets) -> Result<(), ServeError>
         signal = signals.recv() => tracing::info!("received {signal}, shutting down"),
     }
     let _ = stop.send(());
+    // Firehose subscriptions are upgraded connections the HTTP server no longer tracks: end
+    // them, so subscribers see the stream close and reconnect elsewhere or later.
+    hub.close();
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
         Ok(result) => result?,
         Err(_) => tracing::warn!(

@@ -700,3 +700,20 @@ fn deactivation_and_activation_are_announced() {
     assert_eq!(res.status().as_u16(), 200);
     create(&server, &alice, "after the pause");
 }
+
+#[test]
+fn shutdown_ends_the_streams_promptly() {
+    let server = TestServer::start();
+    let alice = create_account(&server, "alice");
+    create(&server, &alice, "hello");
+    let mut socket = subscribe(&server, None);
+    let started = Instant::now();
+    let (status, _dir) = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "an open subscription held the shutdown for {:?}",
+        started.elapsed()
+    );
+    assert!(next_frame(&mut socket).is_none(), "the stream was closed");
+}
