@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, deletion_code, http, post};
+use common::Account;
+use common::{
+    PASSWORD, TestServer, create_account, deletion_code, http, plc_signing_key as signing_key, post,
+};
 use pds_crypto::PublicKey;
 use pds_event_stream::{DecodedFrame, decode_frame};
 use pds_ipld::car::{CarBuffer, CarLimits, decode_car};
@@ -26,7 +29,6 @@ use serde_json::{Value, json};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
-const PASSWORD: &str = "hunter22hunter22";
 const POST: &str = "app.bsky.feed.post";
 
 type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
@@ -97,44 +99,6 @@ fn field<'a>(map: &'a Ipld, key: &str) -> Option<&'a Ipld> {
         Ipld::Map(m) => m.get(key),
         _ => None,
     }
-}
-
-struct Account {
-    did: String,
-    email: String,
-    token: String,
-}
-
-fn create_account(server: &TestServer, name: &str) -> Account {
-    let email = format!("{name}@example.com");
-    let (status, body) = post(
-        server,
-        "com.atproto.server.createAccount",
-        None,
-        json!({"handle": format!("{name}.test"), "email": email, "password": PASSWORD}),
-    );
-    assert_eq!(status, 200, "{body}");
-    Account {
-        did: body["did"].as_str().unwrap().to_owned(),
-        email,
-        token: body["accessJwt"].as_str().unwrap().to_owned(),
-    }
-}
-
-fn signing_key(server: &TestServer, did: &str) -> PublicKey {
-    let doc: Value = http()
-        .get(server.url(&format!("/plc/{did}")))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let method = doc["verificationMethod"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["id"].as_str().unwrap().ends_with("#atproto"))
-        .expect("an #atproto verification method");
-    PublicKey::from_multikey(method["publicKeyMultibase"].as_str().unwrap()).unwrap()
 }
 
 fn post_record(text: &str) -> Value {

@@ -10,7 +10,10 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::time::Duration;
 
-use common::{ServerOptions, TestServer, deletion_code, http, post};
+use common::{
+    Account, PASSWORD, ServerOptions, TestServer, create_account, deletion_code, http,
+    plc_signing_key as signing_key, post,
+};
 use pds_crypto::PublicKey;
 use pds_ipld::Cid;
 use pds_ipld::car::{CarBuffer, CarLimits, decode_car, encode_car};
@@ -20,7 +23,6 @@ use pds_repo::mst::read as mst;
 use serde_json::{Value, json};
 
 const ADMIN_PASSWORD: &str = "sync-tests-admin-password";
-const PASSWORD: &str = "hunter22hunter22";
 /// Not a collection the server knows a lexicon for: its records are stored as given.
 const NOTE: &str = "com.example.sync.note";
 const CAR_TYPE: &str = "application/vnd.ipld.car";
@@ -110,46 +112,6 @@ fn assert_error(answer: (u16, Value), name: &str, message: &str) {
         body["message"].as_str().unwrap().contains(message),
         "{body} should say {message:?}"
     );
-}
-
-struct Account {
-    did: String,
-    email: String,
-    token: String,
-}
-
-fn create_account(server: &TestServer, name: &str) -> Account {
-    let email = format!("{name}@example.com");
-    let (status, body) = post(
-        server,
-        "com.atproto.server.createAccount",
-        None,
-        json!({"handle": format!("{name}.test"), "email": email, "password": PASSWORD}),
-    );
-    assert_eq!(status, 200, "{body}");
-    Account {
-        did: body["did"].as_str().unwrap().to_owned(),
-        email,
-        token: body["accessJwt"].as_str().unwrap().to_owned(),
-    }
-}
-
-/// The account's repo signing key, as its DID document (from the embedded did:plc directory)
-/// publishes it: what a relay verifies commits with.
-fn signing_key(server: &TestServer, did: &str) -> PublicKey {
-    let doc: Value = http()
-        .get(server.url(&format!("/plc/{did}")))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let method = doc["verificationMethod"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["id"].as_str().unwrap().ends_with("#atproto"))
-        .expect("an #atproto verification method");
-    PublicKey::from_multikey(method["publicKeyMultibase"].as_str().unwrap()).unwrap()
 }
 
 fn rkey(i: usize) -> String {

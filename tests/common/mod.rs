@@ -391,3 +391,48 @@ pub fn deletion_code(server: &TestServer, to: &str) -> String {
         })
         .expect("a code in the e-mail")
 }
+
+/// The password of the accounts [`create_account`] makes.
+pub const PASSWORD: &str = "hunter22hunter22";
+
+/// An account made by [`create_account`].
+pub struct Account {
+    pub did: String,
+    pub email: String,
+    pub token: String,
+}
+
+/// A new account `<name>.test` with e-mail `<name>@example.com` and [`PASSWORD`].
+pub fn create_account(server: &TestServer, name: &str) -> Account {
+    let email = format!("{name}@example.com");
+    let (status, body) = post(
+        server,
+        "com.atproto.server.createAccount",
+        None,
+        serde_json::json!({"handle": format!("{name}.test"), "email": email, "password": PASSWORD}),
+    );
+    assert_eq!(status, 200, "{body}");
+    Account {
+        did: body["did"].as_str().unwrap().to_owned(),
+        email,
+        token: body["accessJwt"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// The account's repo signing key as its DID document in the embedded did:plc directory
+/// publishes it: what a relay verifies commits with.
+pub fn plc_signing_key(server: &TestServer, did: &str) -> pds_crypto::PublicKey {
+    let doc: Value = http()
+        .get(server.url(&format!("/plc/{did}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let method = doc["verificationMethod"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"].as_str().unwrap().ends_with("#atproto"))
+        .expect("an #atproto verification method");
+    pds_crypto::PublicKey::from_multikey(method["publicKeyMultibase"].as_str().unwrap()).unwrap()
+}
