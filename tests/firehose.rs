@@ -9,60 +9,24 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::Account;
+use common::{Account, Socket, next_frame, subscribe};
 use common::{
     PASSWORD, TestServer, create_account, deletion_code, http, plc_signing_key as signing_key, post,
 };
 use pds_crypto::PublicKey;
-use pds_event_stream::{DecodedFrame, decode_frame};
+use pds_event_stream::DecodedFrame;
 use pds_ipld::car::{CarBuffer, CarLimits, decode_car};
 use pds_ipld::{Cid, Ipld};
 use pds_repo::mst::Mst;
 use pds_repo::{Commit, MemoryBlocks};
 use serde_json::{Value, json};
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
 
 const POST: &str = "app.bsky.feed.post";
-
-type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
-
-fn subscribe(server: &TestServer, cursor: Option<i64>) -> Socket {
-    let query = cursor.map(|c| format!("?cursor={c}")).unwrap_or_default();
-    let url = format!(
-        "ws://{}/xrpc/com.atproto.sync.subscribeRepos{query}",
-        server.addr
-    );
-    let (socket, response) = tungstenite::connect(url).expect("WebSocket handshake");
-    assert_eq!(response.status().as_u16(), 101);
-    if let MaybeTlsStream::Plain(stream) = socket.get_ref() {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-    }
-    socket
-}
-
-/// The next frame, or `None` once the server closed the stream.
-fn next_frame(socket: &mut Socket) -> Option<DecodedFrame> {
-    loop {
-        match socket.read() {
-            Ok(Message::Binary(bytes)) => return Some(decode_frame(&bytes).expect("a frame")),
-            Ok(Message::Close(_)) => return None,
-            Ok(_) => continue,
-            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                return None;
-            }
-            Err(e) => panic!("reading the firehose: {e}"),
-        }
-    }
-}
 
 /// Frames until `done` says the last one read was the last one wanted.
 fn read_until(

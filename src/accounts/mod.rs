@@ -225,6 +225,31 @@ pub fn deactivate(
     Ok(())
 }
 
+/// Takes the account down (`Some(reference)`: the operator's reference for the action, e.g. a
+/// report number) or restores it (`None`). A takedown also ends every session.
+pub fn set_takedown(conn: &Connection, did: &str, reference: Option<&str>) -> Result<()> {
+    let changed = conn
+        .prepare_cached("UPDATE account SET takedown_ref = ?2 WHERE did = ?1")?
+        .execute((did, reference))?;
+    if changed == 0 {
+        return Err(AccountError::NotFound);
+    }
+    if reference.is_some() {
+        conn.prepare_cached("DELETE FROM refresh_token WHERE did = ?1")?
+            .execute([did])?;
+    }
+    Ok(())
+}
+
+/// The operator's reference of the account's takedown, if it is taken down; `None` if there
+/// is no such account.
+pub fn takedown_ref(conn: &Connection, did: &str) -> Result<Option<Option<String>>> {
+    Ok(conn
+        .prepare_cached("SELECT takedown_ref FROM account WHERE did = ?1")?
+        .query_row([did], |r| r.get(0))
+        .optional()?)
+}
+
 /// Reactivates a deactivated account (a no-op for an active one).
 pub fn activate(conn: &Connection, did: &str) -> Result<()> {
     let changed = conn

@@ -88,3 +88,28 @@ pub async fn activate(ctx: &AppContext, did: &str) -> Result<(), AccountError> {
         })
         .await
 }
+
+/// The operator takes `did`'s account down (`Some(reference)`) or restores it (`None`):
+/// announced as `#account` (`takendown`; on restore, the status the account has without it).
+/// Takedown ends the account's sessions; its repo stops being served and written.
+pub async fn set_takedown(
+    ctx: &AppContext,
+    did: &str,
+    reference: Option<String>,
+) -> Result<(), AccountError> {
+    let did = did.to_owned();
+    ctx.db
+        .write(move |w| {
+            let conn = w.tx.connection();
+            super::set_takedown(conn, &did, reference.as_deref())?;
+            let account = super::by_did(conn, &did)?.ok_or(AccountError::NotFound)?;
+            let status = match (account.takendown, account.deactivated) {
+                (true, _) => Some(pds_event_stream::AccountStatus::Takendown),
+                (false, true) => Some(pds_event_stream::AccountStatus::Deactivated),
+                (false, false) => None,
+            };
+            firehose::sequence_account(conn, &did, account.active(), status)?;
+            Ok(())
+        })
+        .await
+}

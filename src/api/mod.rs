@@ -9,6 +9,7 @@ pub mod basic;
 pub mod com;
 pub mod error;
 pub mod input;
+pub mod params;
 pub mod rate_limit;
 pub mod xrpc;
 
@@ -26,6 +27,7 @@ use tracing::Level;
 
 pub use error::ApiError;
 pub use input::{XrpcJson, XrpcJsonOrEmpty};
+pub use params::Params;
 use xrpc::XrpcRouter;
 
 use crate::state::AppState;

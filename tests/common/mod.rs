@@ -436,3 +436,40 @@ pub fn plc_signing_key(server: &TestServer, did: &str) -> pds_crypto::PublicKey 
         .expect("an #atproto verification method");
     pds_crypto::PublicKey::from_multikey(method["publicKeyMultibase"].as_str().unwrap()).unwrap()
 }
+
+/// A firehose subscription (see [`subscribe`]).
+pub type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// A WebSocket to `subscribeRepos`, from `cursor` or live.
+pub fn subscribe(server: &TestServer, cursor: Option<i64>) -> Socket {
+    let query = cursor.map(|c| format!("?cursor={c}")).unwrap_or_default();
+    let url = format!(
+        "ws://{}/xrpc/com.atproto.sync.subscribeRepos{query}",
+        server.addr
+    );
+    let (socket, response) = tungstenite::connect(url).expect("WebSocket handshake");
+    assert_eq!(response.status().as_u16(), 101);
+    if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+    }
+    socket
+}
+
+/// The next frame, or `None` once the server closed the stream.
+pub fn next_frame(socket: &mut Socket) -> Option<pds_event_stream::DecodedFrame> {
+    loop {
+        match socket.read() {
+            Ok(tungstenite::Message::Binary(bytes)) => {
+                return Some(pds_event_stream::decode_frame(&bytes).expect("a frame"));
+            }
+            Ok(tungstenite::Message::Close(_)) => return None,
+            Ok(_) => continue,
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                return None;
+            }
+            Err(e) => panic!("reading the firehose: {e}"),
+        }
+    }
+}

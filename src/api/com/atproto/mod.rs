@@ -1,5 +1,6 @@
 //! `com.atproto.*`: the protocol's own methods.
 
+pub mod admin;
 pub mod identity;
 pub mod repo;
 pub mod server;
@@ -11,5 +12,6 @@ pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
     let xrpc = server::register(xrpc);
     let xrpc = repo::register(xrpc);
     let xrpc = sync::register(xrpc);
-    identity::register(xrpc)
+    let xrpc = identity::register(xrpc);
+    admin::register(xrpc)
 }

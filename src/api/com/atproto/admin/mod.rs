@@ -1,0 +1,69 @@
+//! `com.atproto.admin.*`: the operator's methods, behind the admin password (HTTP Basic
+//! `admin:<PDS_ADMIN_PASSWORD>`, see `crate::auth::admin`).
+
+pub mod get_account_info;
+pub mod get_account_infos;
+pub mod get_subject_status;
+pub mod update_subject_status;
+
+use serde::Serialize;
+
+use crate::accounts::Account;
+use crate::api::xrpc::XrpcRouter;
+
+pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
+    xrpc.query(get_account_info::NSID, get_account_info::handle)
+        .query(get_account_infos::NSID, get_account_infos::handle)
+        .query(get_subject_status::NSID, get_subject_status::handle)
+        .procedure(update_subject_status::NSID, update_subject_status::handle)
+}
+
+/// `com.atproto.admin.defs#accountView`, as far as this server keeps the fields.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    pub did: String,
+    pub handle: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub indexed_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_confirmed_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deactivated_at: Option<String>,
+}
+
+/// Reads the view of each account of `dids` that exists, in the order given.
+pub fn account_views(
+    conn: &rusqlite::Connection,
+    dids: &[String],
+) -> Result<Vec<AccountView>, crate::accounts::AccountError> {
+    let mut views = Vec::with_capacity(dids.len());
+    for did in dids {
+        let Some(account) = crate::accounts::by_did(conn, did)? else {
+            continue;
+        };
+        let (email_confirmed_at, deactivated_at): (Option<String>, Option<String>) = conn
+            .prepare_cached(
+                "SELECT email_confirmed_at, deactivated_at FROM account WHERE did = ?1",
+            )?
+            .query_row([did], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        views.push(view(account, email_confirmed_at, deactivated_at));
+    }
+    Ok(views)
+}
+
+fn view(
+    account: Account,
+    email_confirmed_at: Option<String>,
+    deactivated_at: Option<String>,
+) -> AccountView {
+    AccountView {
+        did: account.did,
+        handle: account.handle,
+        email: account.email,
+        indexed_at: account.created_at,
+        email_confirmed_at,
+        deactivated_at,
+    }
+}

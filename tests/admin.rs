@@ -1,0 +1,204 @@
+//! The operator's `com.atproto.admin.*` methods on the real binary: account views, and taking an
+//! account down and back (its sessions end, its repo is refused to others and not writable, the
+//! firehose announces both), behind the admin password.
+
+mod common;
+
+use common::{
+    PASSWORD, ServerOptions, TestServer, create_account, get, http, next_frame, post, subscribe,
+};
+use pds_ipld::Ipld;
+use serde_json::{Value, json};
+
+const ADMIN_PASSWORD: &str = "admin-tests-password";
+
+fn start() -> TestServer {
+    TestServer::start_with(ServerOptions {
+        env: vec![("PDS_ADMIN_PASSWORD", ADMIN_PASSWORD)],
+        ..Default::default()
+    })
+}
+
+fn admin_get(server: &TestServer, path_and_query: &str) -> (u16, Value) {
+    let res = http()
+        .get(server.url(path_and_query))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .unwrap();
+    (res.status().as_u16(), res.json().unwrap_or(Value::Null))
+}
+
+fn admin_post(server: &TestServer, nsid: &str, body: Value) -> (u16, Value) {
+    let res = http()
+        .post(server.url(&format!("/xrpc/{nsid}")))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&body)
+        .send()
+        .unwrap();
+    (res.status().as_u16(), res.json().unwrap_or(Value::Null))
+}
+
+fn takedown(server: &TestServer, did: &str, applied: bool) -> (u16, Value) {
+    admin_post(
+        server,
+        "com.atproto.admin.updateSubjectStatus",
+        json!({
+            "subject": {"$type": "com.atproto.admin.defs#repoRef", "did": did},
+            "takedown": {"applied": applied, "ref": "report-42"},
+        }),
+    )
+}
+
+fn str_field<'a>(frame: &'a pds_event_stream::DecodedFrame, name: &str) -> Option<&'a str> {
+    match frame.get(name)? {
+        Ipld::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+#[test]
+fn account_views_need_the_admin_password() {
+    let server = start();
+    let alice = create_account(&server, "alice");
+    let bob = create_account(&server, "bob");
+
+    let (status, view) = admin_get(
+        &server,
+        &format!("/xrpc/com.atproto.admin.getAccountInfo?did={}", alice.did),
+    );
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["did"], alice.did.as_str());
+    assert_eq!(view["handle"], "alice.test");
+    assert_eq!(view["email"], "alice@example.com");
+    assert!(view["indexedAt"].as_str().unwrap().ends_with('Z'));
+
+    let query = format!(
+        "/xrpc/com.atproto.admin.getAccountInfos?dids={}&dids={}&dids=did:plc:unknown",
+        alice.did, bob.did
+    );
+    let (status, infos) = admin_get(&server, &query);
+    assert_eq!(status, 200, "{infos}");
+    let dids: Vec<&str> = infos["infos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["did"].as_str().unwrap())
+        .collect();
+    assert_eq!(dids, [alice.did.as_str(), bob.did.as_str()]);
+
+    // Not the operator: refused.
+    let path = format!("com.atproto.admin.getAccountInfo?did={}", alice.did);
+    assert_eq!(get(&server, &path, None).0, 401);
+    assert_eq!(get(&server, &path, Some(&alice.token)).0, 401);
+    let res = http()
+        .get(server.url(&format!("/xrpc/{path}")))
+        .basic_auth("admin", Some("wrong"))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let (status, body) = admin_get(
+        &server,
+        "/xrpc/com.atproto.admin.getAccountInfo?did=did:plc:unknown",
+    );
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn takedown_and_restore() {
+    let server = start();
+    let alice = create_account(&server, "alice");
+    let bob = create_account(&server, "bob");
+    let mut socket = subscribe(&server, None);
+
+    let (status, body) = takedown(&server, &alice.did, true);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["takedown"]["applied"], true);
+    let frame = next_frame(&mut socket).unwrap();
+    assert_eq!(frame.kind(), Some("#account"));
+    assert_eq!(str_field(&frame, "did"), Some(alice.did.as_str()));
+    assert_eq!(frame.get("active"), Some(&Ipld::Bool(false)));
+    assert_eq!(str_field(&frame, "status"), Some("takendown"));
+
+    let (status, subject) = admin_get(
+        &server,
+        &format!("/xrpc/com.atproto.admin.getSubjectStatus?did={}", alice.did),
+    );
+    assert_eq!(status, 200, "{subject}");
+    assert_eq!(
+        subject["takedown"],
+        json!({"applied": true, "ref": "report-42"})
+    );
+    assert_eq!(subject["deactivated"]["applied"], false);
+
+    // Taken down: no log-in, no writes, the repo refused to others; bob is untouched.
+    let (status, body) = post(
+        &server,
+        "com.atproto.server.createSession",
+        None,
+        json!({"identifier": "alice.test", "password": PASSWORD}),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("AccountTakedown"))
+    );
+    let (status, body) = post(
+        &server,
+        "com.atproto.repo.createRecord",
+        Some(&alice.token),
+        json!({"repo": alice.did, "collection": "app.bsky.feed.post",
+               "record": {"$type": "app.bsky.feed.post", "text": "x", "createdAt": "2024-01-01T00:00:00Z"}}),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("AccountTakedown"))
+    );
+    let (status, body) = get(
+        &server,
+        &format!("com.atproto.sync.getLatestCommit?did={}", alice.did),
+        None,
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("RepoTakendown"))
+    );
+    let (status, _) = get(
+        &server,
+        &format!("com.atproto.sync.getLatestCommit?did={}", bob.did),
+        None,
+    );
+    assert_eq!(status, 200);
+
+    // Restored: announced active again, and everything works.
+    let (status, body) = takedown(&server, &alice.did, false);
+    assert_eq!(status, 200, "{body}");
+    let frame = next_frame(&mut socket).unwrap();
+    assert_eq!(frame.kind(), Some("#account"));
+    assert_eq!(frame.get("active"), Some(&Ipld::Bool(true)));
+    assert_eq!(frame.get("status"), None);
+    let (status, body) = post(
+        &server,
+        "com.atproto.server.createSession",
+        None,
+        json!({"identifier": "alice.test", "password": PASSWORD}),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // Only accounts are subjects here yet; unknown accounts and non-operators are refused.
+    let (status, body) = admin_post(
+        &server,
+        "com.atproto.admin.updateSubjectStatus",
+        json!({"subject": {"$type": "com.atproto.repo.strongRef", "uri": "at://x/y/z", "cid": "bafy"},
+               "takedown": {"applied": true}}),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = takedown(&server, "did:plc:unknownunknownunknown", true);
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = post(
+        &server,
+        "com.atproto.admin.updateSubjectStatus",
+        Some(&bob.token),
+        json!({"subject": {"$type": "com.atproto.admin.defs#repoRef", "did": alice.did},
+               "takedown": {"applied": true}}),
+    );
+    assert_eq!(status, 401);
+}
