@@ -1,4 +1,5 @@
-//! Inter-service auth tokens received: a JWT that whoever controls a DID signs with that DID's
+//! Inter-service auth tokens, minted here for accounts ([`mint`], `getServiceAuth`) and
+//! received from others: a JWT that whoever controls a DID signs with that DID's
 //! `#atproto` key (ES256K or ES256) and sends as `Authorization: Bearer`, to show a server that
 //! a request comes from that DID. Claims: `iss` the signer's DID, `aud` the DID of the server
 //! it is meant for, `exp`, and `lxm` the one method it may be used for.
@@ -13,10 +14,10 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use pds_crypto::{CryptoError, jws};
+use pds_crypto::{CryptoError, Keypair, jws};
 use pds_identity::{DidDocument, IdentityResolver};
 use pds_syntax::Did;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::api::ApiError;
 
@@ -76,6 +77,166 @@ impl From<ServiceJwtError> for ApiError {
         };
         ApiError::new(StatusCode::UNAUTHORIZED, name, e.to_string())
     }
+}
+
+/// The header type of the tokens [`mint`] makes (as the reference's `createServiceJwt`): plain
+/// `JWT`, which [`check_claims`] accepts and which no session token uses.
+pub const SERVICE_JWT_TYP: &str = "JWT";
+
+/// What a minted service-auth token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceJwtRequest<'a> {
+    /// The account the token speaks for.
+    pub iss: &'a str,
+    /// The DID of the service it is meant for.
+    pub aud: &'a str,
+    /// The one method it may be used for; `None` for a method-less token.
+    pub lxm: Option<&'a str>,
+    /// Issued at, in seconds since the epoch.
+    pub iat: i64,
+    /// Expiry, in seconds since the epoch.
+    pub exp: i64,
+}
+
+/// Signs a service-auth token with `key` (the account's repo signing key, which its DID document
+/// publishes as `#atproto`, so the receiving service checks it as [`verify_signature`] does).
+/// Claims as the reference's: `iat`, `iss`, `aud`, `exp`, `lxm` (left out when `None`) and a
+/// random `jti`, so two tokens minted in the same second differ.
+pub fn mint(key: &Keypair, request: &ServiceJwtRequest<'_>) -> String {
+    let mut claims = Map::new();
+    claims.insert("iat".into(), request.iat.into());
+    claims.insert("iss".into(), request.iss.into());
+    claims.insert("aud".into(), request.aud.into());
+    claims.insert("exp".into(), request.exp.into());
+    if let Some(lxm) = request.lxm {
+        claims.insert("lxm".into(), lxm.into());
+    }
+    claims.insert("jti".into(), random_jti().into());
+    jws::sign_es(key, &Value::Object(claims), Some(SERVICE_JWT_TYP))
+}
+
+/// 128 random bits, hex (the reference's `jti` has this shape).
+fn random_jti() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS has randomness");
+    data_encoding::HEXLOWER.encode(&bytes)
+}
+
+/// How long a minted token lives unless the account asks otherwise (as the reference).
+pub const DEFAULT_LIFETIME_SECS: i64 = 60;
+/// The longest lifetime a token bound to a method may have.
+pub const MAX_LIFETIME_SECS: i64 = 60 * 60;
+/// The longest lifetime a method-less token may have: it is good for any method.
+pub const MAX_METHODLESS_LIFETIME_SECS: i64 = 60;
+
+/// Account management that must be called directly by the account holder, never by another
+/// service on its behalf: no token is minted for these (the reference's `PROTECTED_METHODS`).
+pub const PROTECTED_METHODS: &[&str] = &[
+    "com.atproto.admin.sendEmail",
+    "com.atproto.identity.requestPlcOperationSignature",
+    "com.atproto.identity.signPlcOperation",
+    "com.atproto.identity.updateHandle",
+    "com.atproto.server.activateAccount",
+    "com.atproto.server.confirmEmail",
+    "com.atproto.server.createAppPassword",
+    "com.atproto.server.deactivateAccount",
+    "com.atproto.server.getAccountInviteCodes",
+    "com.atproto.server.getSession",
+    "com.atproto.server.listAppPasswords",
+    "com.atproto.server.requestAccountDelete",
+    "com.atproto.server.requestEmailConfirmation",
+    "com.atproto.server.requestEmailUpdate",
+    "com.atproto.server.revokeAppPassword",
+    "com.atproto.server.updateEmail",
+];
+
+/// Methods a plain app password may not get a token for: direct messages and creating an
+/// account elsewhere (which is how an account is moved away), as the reference's
+/// `PRIVILEGED_METHODS`. A full session or a privileged app password may.
+pub const PRIVILEGED_METHODS: &[&str] = &[
+    "chat.bsky.actor.deleteAccount",
+    "chat.bsky.actor.exportAccountData",
+    "chat.bsky.convo.deleteMessageForSelf",
+    "chat.bsky.convo.getConvo",
+    "chat.bsky.convo.getConvoForMembers",
+    "chat.bsky.convo.getLog",
+    "chat.bsky.convo.getMessages",
+    "chat.bsky.convo.leaveConvo",
+    "chat.bsky.convo.listConvos",
+    "chat.bsky.convo.muteConvo",
+    "chat.bsky.convo.sendMessage",
+    "chat.bsky.convo.sendMessageBatch",
+    "chat.bsky.convo.unmuteConvo",
+    "chat.bsky.convo.updateRead",
+    "com.atproto.server.createAccount",
+];
+
+/// Why an account's request for a token is refused (400, the reference's names and messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MintRefusal {
+    #[error("expiration is in past")]
+    ExpirationInPast,
+    #[error("cannot request a token with an expiration more than an hour in the future")]
+    ExpirationTooFar,
+    #[error(
+        "cannot request a method-less token with an expiration more than a minute in the future"
+    )]
+    MethodlessExpirationTooFar,
+    #[error("cannot request a service auth token for the following protected method: {0}")]
+    ProtectedMethod(String),
+    #[error("insufficient access to request a service auth token for the following method: {0}")]
+    InsufficientAccess(String),
+}
+
+impl From<MintRefusal> for ApiError {
+    fn from(e: MintRefusal) -> Self {
+        let name = match e {
+            MintRefusal::ExpirationInPast
+            | MintRefusal::ExpirationTooFar
+            | MintRefusal::MethodlessExpirationTooFar => "BadExpiration",
+            MintRefusal::ProtectedMethod(_) | MintRefusal::InsufficientAccess(_) => {
+                "InvalidRequest"
+            }
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, name, e.to_string())
+    }
+}
+
+/// The expiry of a token an account asks for at `now` (seconds): `exp` if it is within the
+/// allowed lifetime (an hour when bound to a method, a minute otherwise), else the default
+/// minute; and whether the session may have a token for `lxm` at all (`privileged`: a full
+/// session or a privileged app password).
+pub fn check_mint_request(
+    exp: Option<i64>,
+    lxm: Option<&str>,
+    privileged: bool,
+    now: i64,
+) -> Result<i64, MintRefusal> {
+    let exp = match exp {
+        None => now + DEFAULT_LIFETIME_SECS,
+        Some(exp) => {
+            let lifetime = exp - now;
+            if lifetime < 0 {
+                return Err(MintRefusal::ExpirationInPast);
+            }
+            if lifetime > MAX_LIFETIME_SECS {
+                return Err(MintRefusal::ExpirationTooFar);
+            }
+            if lxm.is_none() && lifetime > MAX_METHODLESS_LIFETIME_SECS {
+                return Err(MintRefusal::MethodlessExpirationTooFar);
+            }
+            exp
+        }
+    };
+    if let Some(lxm) = lxm {
+        if PROTECTED_METHODS.contains(&lxm) {
+            return Err(MintRefusal::ProtectedMethod(lxm.to_owned()));
+        }
+        if !privileged && PRIVILEGED_METHODS.contains(&lxm) {
+            return Err(MintRefusal::InsufficientAccess(lxm.to_owned()));
+        }
+    }
+    Ok(exp)
 }
 
 /// Checks everything about `token` but its signature: it is a JWT, not a session token, not
@@ -171,6 +332,78 @@ mod tests {
 
     fn check(claims: Value) -> Result<ServiceJwtClaims, ServiceJwtError> {
         check_claims(&token(claims, Some("JWT")), SERVICE, LXM, NOW)
+    }
+
+    #[test]
+    fn minted_tokens_pass_the_receiving_checks() {
+        let key = Keypair::generate(Algorithm::K256);
+        let request = ServiceJwtRequest {
+            iss: "did:plc:alice",
+            aud: SERVICE,
+            lxm: Some(LXM),
+            iat: NOW,
+            exp: NOW + 60,
+        };
+        let token = mint(&key, &request);
+        let claims = check_claims(&token, SERVICE, LXM, NOW).unwrap();
+        assert_eq!(claims.iss, "did:plc:alice");
+        assert_eq!(claims.lxm.as_deref(), Some(LXM));
+        let verified = jws::verify_es(&token, &key.public_key()).unwrap();
+        assert_eq!(verified["exp"], json!(NOW + 60));
+        assert_eq!(verified["jti"].as_str().unwrap().len(), 32);
+        let (header, _) = jws::decode_unverified(&token).unwrap();
+        assert_eq!(header["typ"], "JWT");
+        assert_eq!(header["alg"], "ES256K");
+        // Method-less: no lxm claim at all; and each token has its own jti.
+        let bare = mint(
+            &key,
+            &ServiceJwtRequest {
+                lxm: None,
+                ..request
+            },
+        );
+        let (_, bare_claims) = jws::decode_unverified(&bare).unwrap();
+        assert!(bare_claims.get("lxm").is_none());
+        assert_ne!(bare_claims["jti"], verified["jti"]);
+        assert_eq!(
+            check_claims(&token, SERVICE, LXM, NOW + 61),
+            Err(ServiceJwtError::JwtExpired)
+        );
+    }
+
+    #[test]
+    fn mint_requests_within_the_reference_limits() {
+        let mint_exp = |exp, lxm, privileged| check_mint_request(exp, lxm, privileged, NOW);
+        assert_eq!(mint_exp(None, None, false), Ok(NOW + 60));
+        assert_eq!(mint_exp(Some(NOW + 3600), Some(LXM), true), Ok(NOW + 3600));
+        assert_eq!(
+            mint_exp(Some(NOW + 3601), Some(LXM), true),
+            Err(MintRefusal::ExpirationTooFar)
+        );
+        assert_eq!(
+            mint_exp(Some(NOW + 61), None, true),
+            Err(MintRefusal::MethodlessExpirationTooFar)
+        );
+        assert_eq!(
+            mint_exp(Some(NOW - 1), None, true),
+            Err(MintRefusal::ExpirationInPast)
+        );
+        assert_eq!(
+            mint_exp(None, Some("com.atproto.server.updateEmail"), true),
+            Err(MintRefusal::ProtectedMethod(
+                "com.atproto.server.updateEmail".into()
+            ))
+        );
+        assert_eq!(
+            mint_exp(None, Some(LXM), false),
+            Err(MintRefusal::InsufficientAccess(LXM.into()))
+        );
+        assert_eq!(
+            mint_exp(None, Some("app.bsky.feed.getTimeline"), false),
+            Ok(NOW + 60)
+        );
+        let api: ApiError = MintRefusal::ExpirationTooFar.into();
+        assert_eq!((api.status().as_u16(), api.name()), (400, "BadExpiration"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod delete_account;
 pub mod delete_session;
 pub mod describe_server;
 pub mod get_account_invite_codes;
+pub mod get_service_auth;
 pub mod get_session;
 pub mod list_app_passwords;
 pub mod refresh_session;
@@ -57,4 +58,6 @@ pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
         .procedure(reserve_signing_key::NSID, reserve_signing_key::handle)
         .procedure(deactivate_account::NSID, deactivate_account::handle)
         .procedure(activate_account::NSID, activate_account::handle)
+        // Moving an account here.
+        .query(get_service_auth::NSID, get_service_auth::handle)
 }
