@@ -335,16 +335,12 @@ fn bringing_a_did_needs_proof_and_a_document_that_points_here() {
     );
     assert_refused(&answer, 401, "BadJwtType", &[]);
 
-    // An existing did:plc (migration) is not supported yet; other methods never.
+    // An existing did:plc moves in (tests/migration.rs), but not one hosted here already;
+    // other methods never.
     let plc_did = user["did"].as_str().unwrap();
     assert!(plc_did.starts_with("did:plc:"));
     let answer = create_account(&server, admin(), account("alice.test", plc_did));
-    assert_refused(
-        &answer,
-        400,
-        "InvalidRequest",
-        &["Creating an account for an existing did:plc (migration) is not supported yet"],
-    );
+    assert_refused(&answer, 400, "AlreadyExists", &[]);
     let did_key = Keypair::generate(Algorithm::K256).did_key();
     let answer = create_account(&server, admin(), account("alice.test", &did_key));
     assert_refused(&answer, 400, "InvalidRequest", &["did:key"]);

@@ -2,13 +2,21 @@
 //! creating an account and logging in.
 //!
 //! A new account's DID is either registered here (a did:plc whose rotation key this server
-//! holds) or brought by the caller: a did:web whose control the request has proven (see the
-//! `createAccount` handler) and whose document its owner has already pointed here. For a
-//! did:web nothing is signed or published by this server; its document must name this server
-//! as the PDS, the key reserved here with `reserveSigningKey` as the `#atproto` key, and the
-//! account's handle, and the account takes that key. A handle under one of this server's
-//! domains follows that domain's rules; any other handle (a custom domain) is allowed only
-//! with a brought DID, and must already resolve to it.
+//! holds) or brought by the caller, whose control of it the request has proven (see the
+//! `createAccount` handler):
+//!
+//! - a did:web whose document its owner has already pointed here: nothing is signed or
+//!   published by this server; its document must name this server as the PDS, the key
+//!   reserved here with `reserveSigningKey` as the `#atproto` key, and the account's handle,
+//!   and the account takes that key;
+//! - an existing did:plc moving here from another server (migration, as the reference): the
+//!   account takes the key reserved for the DID, or a new one, starts **deactivated** with an
+//!   empty repo signed by that key, and nothing is sent to the directory or the firehose. The
+//!   DID document still points at the old server; the repo comes with `importRepo`, the blobs
+//!   with `uploadBlob`, and the account is activated once the document points here.
+//!
+//! A handle under one of this server's domains follows that domain's rules; any other handle
+//! (a custom domain) is allowed only with a brought DID, and must already resolve to it.
 
 use std::sync::Arc;
 
@@ -119,20 +127,34 @@ fn check_brought_did(brought: &BroughtDid, recovery_key: Option<&str>) -> Result
             "recoveryKey is a did:plc rotation key; a did:web account has none (leave it out)"
                 .into(),
         )),
-        "web" => Ok(()),
-        "plc" => Err(AccountError::Refused(
-            "Creating an account for an existing did:plc (migration) is not supported yet".into(),
+        // The rotation keys of a DID moving here are its owner's to change (with a PLC
+        // operation the old server signs), not something this request can set.
+        "plc" if recovery_key.is_some() => Err(AccountError::Refused(
+            "recoveryKey is only for a new did:plc; an existing did:plc keeps its rotation keys (leave it out)"
+                .into(),
         )),
+        "web" | "plc" => Ok(()),
         other => Err(AccountError::Refused(format!(
-            "Accounts can be created for a did:web or with a new did:plc, not a did:{other}"
+            "Accounts can be created for a did:web or a did:plc, not a did:{other}"
         ))),
     }
 }
 
-/// Creates an account, with a new did:plc or for a brought did:web (see the module
-/// documentation): every check first, then (did:plc) the DID's registration with the
-/// directory, then the account row and an empty repo signed with the account's key in one
-/// transaction, and a first session.
+/// How a new account gets its DID and key.
+struct NewIdentity {
+    did: String,
+    signing_key: Keypair,
+    /// The key was reserved for the DID (`reserveSigningKey`): the reservation is used up in
+    /// the account's transaction.
+    reserved: bool,
+    /// A migrating account starts deactivated, and the network hears nothing of it yet.
+    migrating: bool,
+}
+
+/// Creates an account, with a new did:plc, for a brought did:web, or for a did:plc moving here
+/// (see the module documentation): every check first, then (new did:plc) the DID's
+/// registration with the directory, then the account row and an empty repo signed with the
+/// account's key in one transaction, and a first session.
 pub async fn create_account(
     ctx: &AppContext,
     input: CreateAccountInput,
@@ -187,16 +209,45 @@ pub async fn create_account(
     let password = input.password;
     let hashing = tokio::task::spawn_blocking(move || password::hash(&password));
 
-    let (did, signing_key, reserved) = match &input.did {
+    let NewIdentity {
+        did,
+        signing_key,
+        reserved,
+        migrating,
+    } = match &input.did {
         None => {
             let signing_key = Keypair::generate(Algorithm::K256);
             let did = register_plc_did(ctx, &handle, input.recovery_key, &signing_key).await?;
-            (did, signing_key, false)
+            NewIdentity {
+                did,
+                signing_key,
+                reserved: false,
+                migrating: false,
+            }
         }
-        Some(brought) => {
-            let signing_key = did_web_signing_key(ctx, brought, &handle).await?;
-            (brought.did.to_string(), signing_key, true)
+        Some(brought) if brought.did.method() == "plc" => {
+            let did = brought.did.to_string();
+            let reservation = {
+                let did = did.clone();
+                ctx.db
+                    .read(move |store| email_tokens::reserved_key(store.connection(), &did))
+                    .await
+                    .map_err(reservation_error)?
+            };
+            let reserved = reservation.is_some();
+            NewIdentity {
+                did,
+                signing_key: reservation.unwrap_or_else(|| Keypair::generate(Algorithm::K256)),
+                reserved,
+                migrating: true,
+            }
         }
+        Some(brought) => NewIdentity {
+            did: brought.did.to_string(),
+            signing_key: did_web_signing_key(ctx, brought, &handle).await?,
+            reserved: true,
+            migrating: false,
+        },
     };
 
     let password_scrypt = hashing
@@ -236,10 +287,16 @@ pub async fn create_account(
                     password_scrypt: &password_scrypt,
                     signing_key: &key,
                     created_at: &created_at,
-                    deactivated: false,
+                    deactivated: migrating,
                 };
                 super::insert(conn, &new)?;
                 let commit = w.tx.create_repo(&did, &key, &clock_ctx, &[])?;
+                // A migrating account is announced when it is activated here (as the
+                // reference): until then its DID still points at the old server, whose repo
+                // relays follow.
+                if migrating {
+                    return Ok(());
+                }
                 // What the network learns of a new account, in the reference's order.
                 let conn = w.tx.connection();
                 firehose::sequence_identity(conn, &did, Some(&handle))?;

@@ -1,9 +1,12 @@
 //! `com.atproto.server.createAccount` (procedure): a new account with an empty repo and a first
-//! session, for a new did:plc or for a did:web the caller brings (see `accounts::service`).
+//! session, for a new did:plc, for a did:web the caller brings, or for an existing did:plc
+//! moving here from another server, which starts deactivated (see `accounts::service`).
 //!
 //! Bringing a DID needs proof that the request comes from whoever controls it, as the
 //! reference asks (`userServiceAuthOptional`): the operator's admin credentials (HTTP Basic), or
-//! a service-auth JWT the DID signed for this server and this method. Without it: 401.
+//! a service-auth JWT the DID signed for this server and this method. For a migration that JWT
+//! comes from the old server (`getServiceAuth` there, signed with the key the DID document still
+//! names). Without proof, or with a token from another DID: 401.
 
 use std::sync::Arc;
 
@@ -32,8 +35,7 @@ pub struct Input {
     pub password: Option<String>,
     pub invite_code: Option<String>,
     pub recovery_key: Option<String>,
-    /// An existing DID to host: a did:web the operator brings (migration of a did:plc is not
-    /// supported yet).
+    /// An existing DID to host: a did:web pointed here, or a did:plc moving here.
     pub did: Option<String>,
 }
 
