@@ -7,6 +7,7 @@
 pub mod app_passwords;
 pub mod email_tokens;
 pub mod invites;
+pub mod migration;
 pub mod password;
 pub mod schema;
 pub mod service;

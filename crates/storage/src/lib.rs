@@ -22,7 +22,7 @@ pub mod sync_reads;
 pub use blocks::RepoBlocks;
 pub use database::{Database, DatabaseOptions, Stats, Writer};
 pub use schema::{Durability, migrate_component};
-pub use store::{RecordEntry, RepoCache, RepoHead, Store, StoreTx};
+pub use store::{RecordEntry, RepoCache, RepoCounts, RepoHead, Store, StoreTx};
 
 /// Everything that can go wrong in storage.
 #[derive(Debug, thiserror::Error)]

@@ -75,6 +75,13 @@ pub struct RepoHead {
     pub data: Cid,
 }
 
+/// The size of a stored repo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepoCounts {
+    pub blocks: u64,
+    pub records: u64,
+}
+
 /// One row of the record index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordEntry {
@@ -167,6 +174,22 @@ impl Store {
             conn: &self.conn,
             did,
         }
+    }
+
+    /// How many blocks `did`'s repo stores and how many records it indexes (what a migrating
+    /// account checks after importing its repo).
+    pub fn repo_counts(&self, did: &str) -> Result<RepoCounts> {
+        let count = |sql: &str| -> Result<u64> {
+            let n: i64 = self
+                .conn
+                .prepare_cached(sql)?
+                .query_row([did], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or_default())
+        };
+        Ok(RepoCounts {
+            blocks: count("SELECT COUNT(*) FROM repo_block WHERE did = ?1")?,
+            records: count("SELECT COUNT(*) FROM record WHERE did = ?1")?,
+        })
     }
 
     /// A record's CID and bytes.

@@ -1,5 +1,6 @@
 //! `com.atproto.identity.*`: handles and DIDs.
 
+pub mod get_recommended_did_credentials;
 pub mod resolve_handle;
 pub mod update_handle;
 pub mod well_known;
@@ -9,4 +10,8 @@ use crate::api::xrpc::XrpcRouter;
 pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
     xrpc.query(resolve_handle::NSID, resolve_handle::handle)
         .procedure(update_handle::NSID, update_handle::handle)
+        .query(
+            get_recommended_did_credentials::NSID,
+            get_recommended_did_credentials::handle,
+        )
 }

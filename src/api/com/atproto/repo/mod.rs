@@ -5,6 +5,7 @@ pub mod create_record;
 pub mod delete_record;
 pub mod describe_repo;
 pub mod get_record;
+pub mod import_repo;
 pub mod list_missing_blobs;
 pub mod list_records;
 pub mod put_record;
@@ -22,4 +23,5 @@ pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
         .query(describe_repo::NSID, describe_repo::handle)
         .procedure(upload_blob::NSID, upload_blob::handle)
         .query(list_missing_blobs::NSID, list_missing_blobs::handle)
+        .procedure(import_repo::NSID, import_repo::handle)
 }

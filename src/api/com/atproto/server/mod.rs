@@ -1,6 +1,7 @@
 //! `com.atproto.server.*`: the server's description, accounts and sessions.
 
 pub mod activate_account;
+pub mod check_account_status;
 pub mod confirm_email;
 pub mod create_account;
 pub mod create_app_password;
@@ -60,4 +61,5 @@ pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
         .procedure(activate_account::NSID, activate_account::handle)
         // Moving an account here.
         .query(get_service_auth::NSID, get_service_auth::handle)
+        .query(check_account_status::NSID, check_account_status::handle)
 }
