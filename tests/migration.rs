@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{LocalPlc, PASSWORD, ServerOptions, TestServer, create_account, get, http, post};
+use pds_crypto::{Algorithm, Keypair};
 use serde_json::{Value, json};
 
 const CREATE_ACCOUNT: &str = "com.atproto.server.createAccount";
@@ -149,7 +150,17 @@ fn plc_data(plc: &LocalPlc, did: &str) -> Value {
 #[test]
 fn an_account_moves_in_with_its_repo_and_blobs() {
     let plc = LocalPlc::start();
-    let old = start(&plc, &[]);
+    // The old server's rotation key is known here, to sign the DID over at the end as the old
+    // server would (its side of a move is not built yet).
+    let old_rotation = Keypair::generate(Algorithm::K256);
+    let old_rotation_hex = data_encoding::HEXLOWER.encode(&old_rotation.private_bytes());
+    let old = start(
+        &plc,
+        &[(
+            "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX",
+            &old_rotation_hex,
+        )],
+    );
     let new = start(&plc, &[]);
     let new_did = service_did(&new);
 
@@ -414,6 +425,78 @@ fn an_account_moves_in_with_its_repo_and_blobs() {
     );
     // Nothing of this touched the DID.
     assert_eq!(plc_data(&plc, &alice.did), plc_before);
+    // Activation waits for the DID.
+    let (status, body) = post(
+        &new,
+        "com.atproto.server.activateAccount",
+        Some(&token),
+        json!({}),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("IncompatibleDidDoc")),
+        "{body}"
+    );
+
+    // The old server signs the recommended credentials into the DID; the account is then
+    // valid here, activates, and its next commit is signed with its new key.
+    let last: Value = http()
+        .get(format!("{}/{}/log/last", plc.url, alice.did))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let prev = pds_plc::SignedOp::from_json(&last).unwrap().cid();
+    let rotation_keys = creds["rotationKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    let data = pds_plc::PlcData::atproto(
+        "alice.test",
+        creds["services"]["atproto_pds"]["endpoint"]
+            .as_str()
+            .unwrap(),
+        new_key,
+        rotation_keys,
+    );
+    let op = pds_plc::UnsignedOp::update(data, &prev).sign(&old_rotation);
+    let res = http()
+        .post(format!("{}/{}", plc.url, alice.did))
+        .json(&op.to_json())
+        .send()
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().unwrap());
+    assert_eq!(account_status(&new, &token)["validDid"], true);
+    assert_eq!(account_status(&old, &alice.token)["validDid"], false);
+    let (status, body) = post(
+        &new,
+        "com.atproto.server.activateAccount",
+        Some(&token),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(account_status(&new, &token)["activated"], true);
+    create_record(
+        &new,
+        &token,
+        &alice.did,
+        "app.bsky.feed.post",
+        json!({"$type": "app.bsky.feed.post", "text": "moved", "createdAt": "2024-01-02T00:00:00.000Z"}),
+    );
+    let moved = get_repo(&new, &alice.did);
+    let new_key = pds_crypto::PublicKey::from_did_key(new_key).unwrap();
+    let moved = pds_repo::import::read_car(
+        &moved[..],
+        &pds_repo::import::ImportExpectations {
+            did: Some(&alice.did),
+            signing_key: Some(&new_key),
+            ..Default::default()
+        },
+    )
+    .expect("the new head is signed with the account's new key");
+    assert_eq!(moved.records.len(), 8);
 }
 
 #[test]
