@@ -25,6 +25,7 @@ pub mod healthcheck;
 pub mod identity_service;
 pub mod logging;
 pub mod mailer;
+pub mod preferences;
 pub mod records;
 pub mod server;
 pub mod state;

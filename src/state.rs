@@ -58,6 +58,7 @@ impl AppContext {
         let db = Database::open(&path, options)?;
         db.write(|w| {
             crate::accounts::schema::migrate(w.tx.connection())?;
+            crate::preferences::migrate(w.tx.connection())?;
             Ok::<_, StorageError>(())
         })
         .await?;

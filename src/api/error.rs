@@ -203,6 +203,17 @@ impl From<crate::accounts::AccountError> for ApiError {
     }
 }
 
+impl From<crate::preferences::PreferenceError> for ApiError {
+    fn from(e: crate::preferences::PreferenceError) -> Self {
+        use crate::preferences::PreferenceError as E;
+        match e {
+            E::Invalid(m) => ApiError::invalid_request(m),
+            E::NotAuthorized => ApiError::invalid_request(e.to_string()),
+            E::Account(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::records::RecordError> for ApiError {
     fn from(e: crate::records::RecordError) -> Self {
         use crate::records::RecordError as E;

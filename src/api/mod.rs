@@ -5,6 +5,7 @@
 //! per method, thin: parse the request, call the layer below, shape the output.
 //! Errors are [`ApiError`]s.
 
+pub mod app;
 pub mod basic;
 pub mod com;
 pub mod error;
@@ -50,6 +51,7 @@ pub fn app(state: AppState) -> Router {
 
     let xrpc = XrpcRouter::new().query(basic::HEALTH, basic::health);
     let xrpc = com::register(xrpc);
+    let xrpc = app::register(xrpc);
     let embedded_plc = state.embedded_plc.clone().map(pds_plc::server::router);
     let rate_limiter = rate_limit::RateLimiter::new(state.config.limits.rate_limits_enabled);
 
