@@ -340,6 +340,7 @@ fn an_account_moves_in_with_its_repo_and_blobs() {
     let (status, body) = import_repo(&new, Some(&token), &car);
     assert_eq!(status, 200, "{body}");
     let verified = pds_repo::import::read_car(&car[..], &Default::default()).unwrap();
+    let imported_data = verified.commit.data;
     let imported = account_status(&new, &token);
     assert_eq!(imported["activated"], false);
     assert_eq!(imported["validDid"], false);
@@ -478,6 +479,20 @@ fn an_account_moves_in_with_its_repo_and_blobs() {
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(account_status(&new, &token)["activated"], true);
+    // The imported head was signed by the old server: activation signed the same tree again with
+    // the new key, so the repo verifies against the DID document before any new write.
+    let new_key_parsed = pds_crypto::PublicKey::from_did_key(new_key).unwrap();
+    let activated = get_repo(&new, &alice.did);
+    let activated = pds_repo::import::read_car(
+        &activated[..],
+        &pds_repo::import::ImportExpectations {
+            did: Some(&alice.did),
+            signing_key: Some(&new_key_parsed),
+            ..Default::default()
+        },
+    )
+    .expect("the activated repo verifies with the new key");
+    assert_eq!(activated.commit.data, imported_data);
     create_record(
         &new,
         &token,

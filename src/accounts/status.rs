@@ -68,6 +68,7 @@ pub async fn activate(ctx: &AppContext, did: &str) -> Result<(), AccountError> {
     }
     let handle = document.handle().map(|h| h.as_str().to_owned());
     let did = did.to_owned();
+    let clock = ctx.clock.clone();
     ctx.db
         .write(move |w| {
             let conn = w.tx.connection();
@@ -79,11 +80,22 @@ pub async fn activate(ctx: &AppContext, did: &str) -> Result<(), AccountError> {
                 .tx
                 .head(&did)?
                 .ok_or_else(|| AccountError::Refused(format!("{did} has no repo to activate")))?;
-            let blocks = w.tx.blocks(&did);
-            let commit = blocks
-                .require_block(&head.commit_cid)
+            let commit_block =
+                w.tx.blocks(&did)
+                    .require_block(&head.commit_cid)
+                    .map_err(pds_storage::StorageError::from)?
+                    .into_owned();
+            let commit = pds_repo::Commit::from_block(&head.commit_cid, &commit_block)
                 .map_err(pds_storage::StorageError::from)?;
-            firehose::sequence_sync_block(conn, &head.commit_cid, &commit)?;
+            if commit.verify(&key.public_key()).is_ok() {
+                firehose::sequence_sync_block(conn, &head.commit_cid, &commit_block)?;
+            } else {
+                // A repo imported from another server is still under that server's signature,
+                // which relays cannot check against the DID document any more: sign the same
+                // tree again with this account's key, as a new commit, and announce that.
+                let resigned = w.tx.apply_writes_cached(w.repos, &did, &key, &clock, &[])?;
+                firehose::sequence_sync(conn, &resigned)?;
+            }
             Ok(())
         })
         .await
