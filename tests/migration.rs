@@ -9,11 +9,17 @@ use std::collections::BTreeSet;
 use std::thread;
 use std::time::Duration;
 
-use common::{LocalPlc, PASSWORD, ServerOptions, TestServer, create_account, get, http, post};
+use common::{
+    LocalPlc, PASSWORD, ServerOptions, TestServer, create_account, get, http, plc_operation_code,
+    post,
+};
 use pds_crypto::{Algorithm, Keypair};
 use serde_json::{Value, json};
 
 const CREATE_ACCOUNT: &str = "com.atproto.server.createAccount";
+const REQUEST_PLC_SIGNATURE: &str = "com.atproto.identity.requestPlcOperationSignature";
+const SIGN_PLC: &str = "com.atproto.identity.signPlcOperation";
+const SUBMIT_PLC: &str = "com.atproto.identity.submitPlcOperation";
 
 fn start(plc: &LocalPlc, extra: &[(&str, &str)]) -> TestServer {
     let mut env = vec![
@@ -137,6 +143,17 @@ fn png(tag: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// The DID's newest operation in the directory.
+fn last_op(plc: &LocalPlc, did: &str) -> pds_plc::SignedOp {
+    let last: Value = http()
+        .get(format!("{}/{did}/log/last", plc.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    pds_plc::SignedOp::from_json(&last).unwrap()
+}
+
 /// The DID's current data in the directory (rotation keys, #atproto key, handle, PDS).
 fn plc_data(plc: &LocalPlc, did: &str) -> Value {
     http()
@@ -150,17 +167,7 @@ fn plc_data(plc: &LocalPlc, did: &str) -> Value {
 #[test]
 fn an_account_moves_in_with_its_repo_and_blobs() {
     let plc = LocalPlc::start();
-    // The old server's rotation key is known here, to sign the DID over at the end as the old
-    // server would (its side of a move is not built yet).
-    let old_rotation = Keypair::generate(Algorithm::K256);
-    let old_rotation_hex = data_encoding::HEXLOWER.encode(&old_rotation.private_bytes());
-    let old = start(
-        &plc,
-        &[(
-            "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX",
-            &old_rotation_hex,
-        )],
-    );
+    let old = start(&plc, &[]);
     let new = start(&plc, &[]);
     let new_did = service_did(&new);
 
@@ -439,36 +446,44 @@ fn an_account_moves_in_with_its_repo_and_blobs() {
         "{body}"
     );
 
-    // The old server signs the recommended credentials into the DID; the account is then
-    // valid here, activates, and its next commit is signed with its new key.
-    let last: Value = http()
-        .get(format!("{}/{}/log/last", plc.url, alice.did))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let prev = pds_plc::SignedOp::from_json(&last).unwrap().cid();
-    let rotation_keys = creds["rotationKeys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap().to_owned())
-        .collect();
-    let data = pds_plc::PlcData::atproto(
-        "alice.test",
-        creds["services"]["atproto_pds"]["endpoint"]
-            .as_str()
-            .unwrap(),
-        new_key,
-        rotation_keys,
+    // The old server signs the recommended credentials into the DID (with the code it e-mails
+    // the account), the new server submits it; the account is then valid here, activates, and
+    // its next commit is signed with its new key.
+    let (status, body) = post(&old, REQUEST_PLC_SIGNATURE, Some(&alice.token), json!({}));
+    assert_eq!(status, 200, "{body}");
+    let code = plc_operation_code(&old, &alice.email).expect("the PLC operation e-mail");
+    let mut sign_input = creds.clone();
+    sign_input["token"] = json!(code);
+    let (status, signed) = post(&old, SIGN_PLC, Some(&alice.token), sign_input);
+    assert_eq!(status, 200, "{signed}");
+    let operation = &signed["operation"];
+    let op = pds_plc::SignedOp::from_json(operation).unwrap();
+    let last = last_op(&plc, &alice.did);
+    assert_eq!(op.prev(), Some(last.cid().to_string().as_str()));
+    // Signed by the old server's rotation key, which the DID still lists.
+    let old_rotation_key = plc_before["rotationKeys"][0].as_str().unwrap();
+    op.verify(old_rotation_key).unwrap();
+    let data = op.data().unwrap();
+    assert_eq!(json!(data.rotation_keys), creds["rotationKeys"]);
+    assert_eq!(json!(data.also_known_as), creds["alsoKnownAs"]);
+    assert_eq!(data.signing_key(), Some(new_key));
+    assert_eq!(
+        Some(data.pds_endpoint().unwrap()),
+        creds["services"]["atproto_pds"]["endpoint"].as_str()
     );
-    let op = pds_plc::UnsignedOp::update(data, &prev).sign(&old_rotation);
-    let res = http()
-        .post(format!("{}/{}", plc.url, alice.did))
-        .json(&op.to_json())
-        .send()
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.text().unwrap());
+    // Signing submits nothing.
+    assert_eq!(plc_data(&plc, &alice.did), plc_before);
+    // The new server submits it (the account's session there is enough, deactivated or not).
+    let (status, body) = post(
+        &new,
+        SUBMIT_PLC,
+        Some(&token),
+        json!({"operation": operation}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let moved_data = plc_data(&plc, &alice.did);
+    assert_eq!(moved_data["rotationKeys"], creds["rotationKeys"]);
+    assert_eq!(moved_data["verificationMethods"]["atproto"], new_key);
     assert_eq!(account_status(&new, &token)["validDid"], true);
     assert_eq!(account_status(&old, &alice.token)["validDid"], false);
     let (status, body) = post(
@@ -479,6 +494,20 @@ fn an_account_moves_in_with_its_repo_and_blobs() {
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(account_status(&new, &token)["activated"], true);
+    // The old server's copy goes quiet: deactivated there, its sync endpoints say so.
+    let (status, body) = post(
+        &old,
+        "com.atproto.server.deactivateAccount",
+        Some(&alice.token),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer = get(
+        &old,
+        &format!("com.atproto.sync.getLatestCommit?did={}", alice.did),
+        None,
+    );
+    assert_eq!(error(&answer), (400, "RepoDeactivated"), "{}", answer.1);
     // The imported head was signed by the old server: activation signed the same tree again with
     // the new key, so the repo verifies against the DID document before any new write.
     let new_key_parsed = pds_crypto::PublicKey::from_did_key(new_key).unwrap();
@@ -683,4 +712,206 @@ fn imports_only_while_the_server_accepts_them() {
         (413, "PayloadTooLarge")
     );
     assert_eq!(account_status(&open, &bob.token), before);
+}
+
+/// The account's current data with `change` applied, as the next operation after the DID's
+/// newest one, signed by `key`: an operation shaped as a move would make it.
+fn next_op(plc: &LocalPlc, did: &str, key: &Keypair, change: impl Fn(&mut Value)) -> Value {
+    let last = last_op(plc, did);
+    let mut data = plc_data(plc, did);
+    change(&mut data);
+    let data = pds_plc::PlcData {
+        rotation_keys: serde_json::from_value(data["rotationKeys"].clone()).unwrap(),
+        verification_methods: serde_json::from_value(data["verificationMethods"].clone()).unwrap(),
+        also_known_as: serde_json::from_value(data["alsoKnownAs"].clone()).unwrap(),
+        services: serde_json::from_value(data["services"].clone()).unwrap(),
+    };
+    pds_plc::UnsignedOp::update(data, &last.cid())
+        .sign(key)
+        .to_json()
+}
+
+#[test]
+fn plc_operations_only_with_a_fresh_code_and_only_pointing_here() {
+    let plc = LocalPlc::start();
+    let server = start(&plc, &[]);
+    let alice = create_account(&server, "alice");
+    let before = plc_data(&plc, &alice.did);
+    let rotation_key = before["rotationKeys"][0].as_str().unwrap().to_owned();
+
+    // Anonymous callers are refused by all three.
+    for nsid in [REQUEST_PLC_SIGNATURE, SIGN_PLC, SUBMIT_PLC] {
+        let answer = post(
+            &server,
+            nsid,
+            None,
+            json!({"token": "AAAAA-AAAAA", "operation": {}}),
+        );
+        assert_eq!(error(&answer), (401, "AuthenticationRequired"), "{nsid}");
+    }
+    // So are app-password sessions: the code and the operation move the account.
+    let (status, body) = post(
+        &server,
+        "com.atproto.server.createAppPassword",
+        Some(&alice.token),
+        json!({"name": "app", "privileged": true}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, session) = post(
+        &server,
+        "com.atproto.server.createSession",
+        None,
+        json!({"identifier": alice.did, "password": body["password"]}),
+    );
+    assert_eq!(status, 200, "{session}");
+    let app_token = session["accessJwt"].as_str().unwrap();
+    for nsid in [REQUEST_PLC_SIGNATURE, SIGN_PLC, SUBMIT_PLC] {
+        let answer = post(
+            &server,
+            nsid,
+            Some(app_token),
+            json!({"token": "AAAAA-AAAAA", "operation": {}}),
+        );
+        assert_eq!(
+            error(&answer),
+            (400, "InvalidToken"),
+            "{nsid}: {}",
+            answer.1
+        );
+    }
+    assert_eq!(plc_operation_code(&server, &alice.email), None);
+
+    // signPlcOperation needs the e-mailed code.
+    let sign = |body: Value| post(&server, SIGN_PLC, Some(&alice.token), body);
+    let answer = sign(json!({}));
+    assert_eq!(error(&answer), (400, "InvalidRequest"));
+    assert!(
+        answer.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("token required"),
+        "{}",
+        answer.1
+    );
+    assert_eq!(
+        error(&sign(json!({"token": "AAAAA-AAAAA"}))),
+        (400, "InvalidToken")
+    );
+    let (status, body) = post(
+        &server,
+        REQUEST_PLC_SIGNATURE,
+        Some(&alice.token),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let code = plc_operation_code(&server, &alice.email).expect("the e-mail");
+    assert_eq!(
+        error(&sign(json!({"token": "AAAAA-AAAAA"}))),
+        (400, "InvalidToken")
+    );
+    // Fields the directory would refuse are refused before the code is spent.
+    let answer = sign(json!({"token": code, "rotationKeys": ["not a key"]}));
+    assert_eq!(error(&answer), (400, "InvalidRequest"), "{}", answer.1);
+    let answer = sign(json!({"token": code, "services": {"atproto_pds": "https://x.test"}}));
+    assert_eq!(error(&answer), (400, "InvalidRequest"), "{}", answer.1);
+    // Typed as a person would, the code works once.
+    let other_key = Keypair::generate(Algorithm::K256).did_key();
+    let (status, signed) = sign(json!({
+        "token": code.to_lowercase().replace('-', " "),
+        "rotationKeys": [rotation_key, other_key],
+    }));
+    assert_eq!(status, 200, "{signed}");
+    assert_eq!(error(&sign(json!({"token": code}))), (400, "InvalidToken"));
+    let op = pds_plc::SignedOp::from_json(&signed["operation"]).unwrap();
+    op.verify(&rotation_key).unwrap();
+    assert_eq!(
+        op.prev(),
+        Some(last_op(&plc, &alice.did).cid().to_string().as_str())
+    );
+    let data = op.data().unwrap();
+    assert_eq!(
+        data.rotation_keys,
+        [rotation_key.clone(), other_key.clone()]
+    );
+    // Fields not given are the DID's current ones.
+    assert_eq!(json!(data.also_known_as), before["alsoKnownAs"]);
+    assert_eq!(
+        json!(data.verification_methods),
+        before["verificationMethods"]
+    );
+    assert_eq!(json!(data.services), before["services"]);
+    assert_eq!(
+        plc_data(&plc, &alice.did),
+        before,
+        "signing submits nothing"
+    );
+
+    // submitPlcOperation takes only an operation that keeps the account here, as it is here.
+    let submit = |operation: Value| {
+        post(
+            &server,
+            SUBMIT_PLC,
+            Some(&alice.token),
+            json!({"operation": operation}),
+        )
+    };
+    let stranger = Keypair::generate(Algorithm::K256);
+    let refusals: [(&str, Box<dyn Fn(&mut Value)>); 6] = [
+        (
+            "Rotation keys do not include server's rotation key",
+            Box::new(|d| d["rotationKeys"] = json!([stranger.did_key()])),
+        ),
+        (
+            "Incorrect type on atproto_pds service",
+            Box::new(|d| d["services"]["atproto_pds"]["type"] = json!("SomethingElse")),
+        ),
+        (
+            "Incorrect endpoint on atproto_pds service",
+            Box::new(|d| {
+                d["services"]["atproto_pds"]["endpoint"] = json!("https://elsewhere.example.com")
+            }),
+        ),
+        (
+            "Incorrect signing key",
+            Box::new(|d| d["verificationMethods"]["atproto"] = json!(stranger.did_key())),
+        ),
+        (
+            "Incorrect handle in alsoKnownAs",
+            Box::new(|d| d["alsoKnownAs"] = json!(["at://someone-else.test"])),
+        ),
+        (
+            "Incorrect handle in alsoKnownAs",
+            Box::new(|d| {
+                d["alsoKnownAs"] = json!(["https://alice.example.com", "at://alice.test"])
+            }),
+        ),
+    ];
+    for (message, change) in &refusals {
+        let answer = submit(next_op(&plc, &alice.did, &stranger, change));
+        assert_eq!(error(&answer), (400, "InvalidRequest"), "{message}");
+        assert_eq!(answer.1["message"], *message);
+    }
+    for not_an_operation in [
+        json!({}),
+        json!("op"),
+        pds_plc::UnsignedOp::tombstone(&last_op(&plc, &alice.did).cid())
+            .sign(&stranger)
+            .to_json(),
+    ] {
+        let answer = submit(not_an_operation);
+        assert_eq!(error(&answer), (400, "InvalidRequest"));
+        assert_eq!(answer.1["message"], "Invalid operation");
+    }
+    // Pointing here but signed by a key the DID does not list: the directory's refusal.
+    let answer = submit(next_op(&plc, &alice.did, &stranger, |_| {}));
+    assert_eq!(error(&answer), (400, "InvalidRequest"), "{}", answer.1);
+    assert_eq!(plc_data(&plc, &alice.did), before);
+
+    // The operation signPlcOperation made keeps the account here: it goes through.
+    let (status, body) = submit(signed["operation"].clone());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        plc_data(&plc, &alice.did)["rotationKeys"],
+        json!([rotation_key, other_key])
+    );
 }

@@ -9,6 +9,7 @@ pub mod email_tokens;
 pub mod invites;
 pub mod migration;
 pub mod password;
+pub mod plc_operations;
 pub mod schema;
 pub mod service;
 pub mod status;

@@ -203,6 +203,24 @@ impl From<crate::accounts::AccountError> for ApiError {
     }
 }
 
+impl From<crate::accounts::plc_operations::PlcOperationError> for ApiError {
+    fn from(e: crate::accounts::plc_operations::PlcOperationError) -> Self {
+        use crate::accounts::plc_operations::PlcOperationError as E;
+        match e {
+            E::Token(inner) => inner.into(),
+            E::Account(inner) => inner.into(),
+            E::TokenRequired
+            | E::NotPlc(_)
+            | E::Tombstoned
+            | E::NotControlled(_)
+            | E::Invalid(_)
+            | E::Rejected(_) => ApiError::invalid_request(e.to_string()),
+            // Already safe to show (see identity_service::plc_failure_message).
+            E::Directory(_) => ApiError::upstream_failure(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::preferences::PreferenceError> for ApiError {
     fn from(e: crate::preferences::PreferenceError) -> Self {
         use crate::preferences::PreferenceError as E;

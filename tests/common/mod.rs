@@ -473,3 +473,25 @@ pub fn next_frame(socket: &mut Socket) -> Option<pds_event_stream::DecodedFrame>
         }
     }
 }
+
+/// The code of the last PLC-operation e-mail (`requestPlcOperationSignature`) to `to`, as the
+/// dev-mode mailer logged it (`XXXXX-XXXXX`); `None` if no such mail was logged.
+pub fn plc_operation_code(server: &TestServer, to: &str) -> Option<String> {
+    let log = server.log();
+    let line = log.lines().rev().find(|l| {
+        l.contains("e-mail not sent")
+            && l.contains(&format!("to={to} "))
+            && l.contains("PLC Update Operation Requested")
+    })?;
+    let bytes = line.as_bytes();
+    let is_code_char = |c: u8| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c);
+    (0..bytes.len().saturating_sub(10)).find_map(|i| {
+        let w = &bytes[i..i + 11];
+        let shaped = w[..5].iter().all(|&c| is_code_char(c))
+            && w[5] == b'-'
+            && w[6..].iter().all(|&c| is_code_char(c));
+        let bounded = (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
+            && bytes.get(i + 11).is_none_or(|c| !c.is_ascii_alphanumeric());
+        (shaped && bounded).then(|| String::from_utf8(w.to_vec()).unwrap())
+    })
+}
