@@ -10,8 +10,8 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    LocalPlc, PASSWORD, ServerOptions, TestServer, create_account, get, http, plc_operation_code,
-    post,
+    LocalPlc, PASSWORD, ServerOptions, TestServer, create_account, get, http, next_frame,
+    plc_operation_code, post, subscribe,
 };
 use pds_crypto::{Algorithm, Keypair};
 use serde_json::{Value, json};
@@ -907,9 +907,19 @@ fn plc_operations_only_with_a_fresh_code_and_only_pointing_here() {
     assert_eq!(error(&answer), (400, "InvalidRequest"), "{}", answer.1);
     assert_eq!(plc_data(&plc, &alice.did), before);
 
-    // The operation signPlcOperation made keeps the account here: it goes through.
+    // The operation signPlcOperation made keeps the account here: it goes through, and relays
+    // are told to look at the DID again.
+    let mut firehose = subscribe(&server, None);
     let (status, body) = submit(signed["operation"].clone());
     assert_eq!(status, 200, "{body}");
+    let frame = next_frame(&mut firehose).expect("an event");
+    assert_eq!(frame.kind(), Some("#identity"));
+    let text = |field: &str| match frame.get(field) {
+        Some(pds_ipld::Ipld::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    assert_eq!(text("did"), Some(alice.did.clone()));
+    assert_eq!(text("handle").as_deref(), Some("alice.test"));
     assert_eq!(
         plc_data(&plc, &alice.did)["rotationKeys"],
         json!([rotation_key, other_key])
