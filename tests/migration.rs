@@ -856,7 +856,8 @@ fn plc_operations_only_with_a_fresh_code_and_only_pointing_here() {
         )
     };
     let stranger = Keypair::generate(Algorithm::K256);
-    let refusals: [(&str, Box<dyn Fn(&mut Value)>); 6] = [
+    type Change<'a> = Box<dyn Fn(&mut Value) + 'a>;
+    let refusals: [(&str, Change); 6] = [
         (
             "Rotation keys do not include server's rotation key",
             Box::new(|d| d["rotationKeys"] = json!([stranger.did_key()])),
