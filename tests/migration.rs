@@ -1,7 +1,9 @@
 //! Moving an account into this server, end to end on two real servers sharing one did:plc
 //! directory: getServiceAuth on the old server, createAccount with the existing DID on the new
 //! one (deactivated), importRepo, listMissingBlobs and the blob uploads, checkAccountStatus and
-//! getRecommendedDidCredentials; and everything each of those refuses.
+//! getRecommendedDidCredentials; the DID moved by the old server's requestPlcOperationSignature
+//! and signPlcOperation and the new server's submitPlcOperation; and everything each of those
+//! refuses.
 
 mod common;
 
