@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ServerOptions, TestServer, get, http, post};
+use common::{ServerOptions, TestServer, code_in, get, http, post};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "hunter22hunter22";
@@ -97,21 +97,6 @@ fn mails(server: &TestServer, to: &str, subject: &str) -> Vec<String> {
         .filter(|l| l.contains("e-mail not sent") && l.contains(&to) && l.contains(&subject))
         .map(str::to_owned)
         .collect()
-}
-
-/// The code in a message: `XXXXX-XXXXX`, upper-case base32.
-fn code_in(text: &str) -> Option<String> {
-    let is_code_char = |c: u8| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c);
-    let bytes = text.as_bytes();
-    (0..bytes.len().saturating_sub(10)).find_map(|i| {
-        let w = &bytes[i..i + 11];
-        let shaped = w[..5].iter().all(|&c| is_code_char(c))
-            && w[5] == b'-'
-            && w[6..].iter().all(|&c| is_code_char(c));
-        let bounded = (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
-            && bytes.get(i + 11).is_none_or(|c| !c.is_ascii_alphanumeric());
-        (shaped && bounded).then(|| String::from_utf8(w.to_vec()).unwrap())
-    })
 }
 
 /// Waits for message number `n` (counting from 1) to `to` with `subject` and returns its code.

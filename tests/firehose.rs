@@ -643,5 +643,11 @@ fn shutdown_ends_the_streams_promptly() {
         "an open subscription held the shutdown for {:?}",
         started.elapsed()
     );
-    assert!(next_frame(&mut socket).is_none(), "the stream was closed");
+    // The stream ends cleanly (a close, not a reset), after at most the event written just
+    // before subscribing, which the hub may not have handed out yet when the subscription began.
+    let mut frames = 0;
+    while next_frame(&mut socket).is_some() {
+        frames += 1;
+        assert!(frames <= 1, "the stream was not closed");
+    }
 }

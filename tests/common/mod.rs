@@ -367,29 +367,43 @@ pub fn get(server: &TestServer, path_and_query: &str, token: Option<&str>) -> (u
 /// The code of the last account-deletion e-mail to `to`, as the dev-mode mailer logged it
 /// (`XXXXX-XXXXX`).
 pub fn deletion_code(server: &TestServer, to: &str) -> String {
-    let log = server.log();
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| {
-            l.contains("e-mail not sent")
-                && l.contains(&format!("to={to} "))
-                && l.contains("Account Deletion Request")
-        })
-        .expect("the deletion e-mail");
-    let bytes = line.as_bytes();
+    mailed_code(server, to, "Account Deletion Request").expect("a deletion e-mail with a code")
+}
+
+/// The `XXXXX-XXXXX` code in the last e-mail to `to` whose log line mentions `subject`, as the
+/// dev-mode mailer logged it; `None` if there is none.
+pub fn mailed_code(server: &TestServer, to: &str, subject: &str) -> Option<String> {
+    // The server logs the mail before it answers, but the line reaches this process through a
+    // reader thread: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let log = server.log();
+        let line = log.lines().rev().find(|l| {
+            l.contains("e-mail not sent") && l.contains(&format!("to={to} ")) && l.contains(subject)
+        });
+        if let Some(line) = line {
+            return code_in(line);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The code in a message: `XXXXX-XXXXX`, upper-case base32.
+pub fn code_in(text: &str) -> Option<String> {
     let is_code_char = |c: u8| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c);
-    (0..bytes.len().saturating_sub(10))
-        .find_map(|i| {
-            let w = &bytes[i..i + 11];
-            let shaped = w[..5].iter().all(|&c| is_code_char(c))
-                && w[5] == b'-'
-                && w[6..].iter().all(|&c| is_code_char(c));
-            let bounded = (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
-                && bytes.get(i + 11).is_none_or(|c| !c.is_ascii_alphanumeric());
-            (shaped && bounded).then(|| String::from_utf8(w.to_vec()).unwrap())
-        })
-        .expect("a code in the e-mail")
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(10)).find_map(|i| {
+        let w = &bytes[i..i + 11];
+        let shaped = w[..5].iter().all(|&c| is_code_char(c))
+            && w[5] == b'-'
+            && w[6..].iter().all(|&c| is_code_char(c));
+        let bounded = (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
+            && bytes.get(i + 11).is_none_or(|c| !c.is_ascii_alphanumeric());
+        (shaped && bounded).then(|| String::from_utf8(w.to_vec()).unwrap())
+    })
 }
 
 /// The password of the accounts [`create_account`] makes.
@@ -477,21 +491,5 @@ pub fn next_frame(socket: &mut Socket) -> Option<pds_event_stream::DecodedFrame>
 /// The code of the last PLC-operation e-mail (`requestPlcOperationSignature`) to `to`, as the
 /// dev-mode mailer logged it (`XXXXX-XXXXX`); `None` if no such mail was logged.
 pub fn plc_operation_code(server: &TestServer, to: &str) -> Option<String> {
-    let log = server.log();
-    let line = log.lines().rev().find(|l| {
-        l.contains("e-mail not sent")
-            && l.contains(&format!("to={to} "))
-            && l.contains("PLC Update Operation Requested")
-    })?;
-    let bytes = line.as_bytes();
-    let is_code_char = |c: u8| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c);
-    (0..bytes.len().saturating_sub(10)).find_map(|i| {
-        let w = &bytes[i..i + 11];
-        let shaped = w[..5].iter().all(|&c| is_code_char(c))
-            && w[5] == b'-'
-            && w[6..].iter().all(|&c| is_code_char(c));
-        let bounded = (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
-            && bytes.get(i + 11).is_none_or(|c| !c.is_ascii_alphanumeric());
-        (shaped && bounded).then(|| String::from_utf8(w.to_vec()).unwrap())
-    })
+    mailed_code(server, to, "PLC Update Operation Requested")
 }
