@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    PASSWORD, ServerOptions, TestServer, create_account, get, http, next_frame, post, subscribe,
+    PASSWORD, ServerOptions, TestServer, create_account, get, http, next_frame, next_frame_where,
+    post, subscribe,
 };
 use pds_ipld::Ipld;
 use serde_json::{Value, json};
@@ -113,7 +114,9 @@ fn takedown_and_restore() {
     let (status, body) = takedown(&server, &alice.did, true);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["takedown"]["applied"], true);
-    let frame = next_frame(&mut socket).unwrap();
+    let frame = next_frame_where(&mut socket, |f| {
+        f.kind() == Some("#account") && str_field(f, "did") == Some(alice.did.as_str())
+    });
     assert_eq!(frame.kind(), Some("#account"));
     assert_eq!(str_field(&frame, "did"), Some(alice.did.as_str()));
     assert_eq!(frame.get("active"), Some(&Ipld::Bool(false)));

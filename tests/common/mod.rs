@@ -493,3 +493,19 @@ pub fn next_frame(socket: &mut Socket) -> Option<pds_event_stream::DecodedFrame>
 pub fn plc_operation_code(server: &TestServer, to: &str) -> Option<String> {
     mailed_code(server, to, "PLC Update Operation Requested")
 }
+
+/// The first of the next few frames that `wanted` accepts. A live subscription can begin with
+/// events committed just before it (the hub had not handed them out yet); tests that subscribe
+/// after writing skip those.
+pub fn next_frame_where(
+    socket: &mut Socket,
+    wanted: impl Fn(&pds_event_stream::DecodedFrame) -> bool,
+) -> pds_event_stream::DecodedFrame {
+    for _ in 0..20 {
+        let frame = next_frame(socket).expect("the stream ended early");
+        if wanted(&frame) {
+            return frame;
+        }
+    }
+    panic!("the expected frame did not come");
+}
