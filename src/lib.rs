@@ -20,6 +20,7 @@ pub mod auth;
 pub mod blobs;
 pub mod config;
 pub mod crawlers;
+pub mod export;
 pub mod firehose;
 pub mod healthcheck;
 pub mod identity_service;

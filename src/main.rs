@@ -31,6 +31,15 @@ enum Command {
     Serve,
     /// Ask the server configured here for /xrpc/_health; exit 0 if it answers, 1 if not.
     Healthcheck,
+    /// Write one account's data (repo.car, blobs/, preferences.json, account.json) into a
+    /// directory, from this server's data directory (works while the server runs).
+    Export {
+        /// The account: its DID or handle.
+        account: String,
+        /// Where to write (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// A did:plc directory for development and tests.
     Plc {
         #[command(subcommand)]
@@ -87,6 +96,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve(cli.config),
         Command::Healthcheck => healthcheck(cli.config),
+        Command::Export { account, out } => export(cli.config, &account, &out),
         Command::Plc {
             command: PlcCommand::Serve { port, bind, db },
         } => plc_serve(bind, port, &db),
@@ -133,6 +143,26 @@ fn healthcheck(config_path: Option<PathBuf>) -> Result<(), Failure> {
     let config = Config::load(config_path.as_deref(), &env_var)?;
     let body = pds::healthcheck::check(&config).map_err(Failure::Runtime)?;
     println!("{body}");
+    Ok(())
+}
+
+fn export(config_path: Option<PathBuf>, account: &str, out: &Path) -> Result<(), Failure> {
+    let config = Config::load(config_path.as_deref(), &env_var)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let summary = runtime
+        .block_on(pds::export::export_account(&config, account, out))
+        .map_err(Failure::Runtime)?;
+    println!(
+        "exported {} to {}: {} repo blocks, {} blobs, {} preferences",
+        summary.did,
+        out.display(),
+        summary.repo_blocks,
+        summary.blobs,
+        summary.preferences
+    );
     Ok(())
 }
 

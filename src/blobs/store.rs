@@ -101,6 +101,15 @@ impl DiskBlobStore {
         })
     }
 
+    /// The store at `root` for reading only, leaving everything as it is (a server may be
+    /// writing to it at the same time, e.g. during `pds export`).
+    pub fn open_for_reading(root: &Path) -> DiskBlobStore {
+        DiskBlobStore {
+            root: root.to_owned(),
+            tmp: root.join(TMP_DIR),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
