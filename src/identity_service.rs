@@ -391,17 +391,11 @@ async fn plc_handle_update(
 ) -> Result<Option<(PlcClient, SignedOp)>, HandleError> {
     let plc = PlcClient::new(&ctx.config.identity.plc_url)?;
     let log = plc.get_audit_log(did).await?;
-    if log.iter().any(|entry| entry.did != did) {
-        return Err(HandleError::Plc(format!(
-            "the audit log of {did} holds another DID's operations"
-        )));
-    }
-    let Some(data) = pds_plc::verify_audit_log(&log)? else {
+    let Some((data, current)) = pds_plc::verified_state(did, &log)? else {
         return Err(HandleError::NotControlled(format!(
             "{did} has been deactivated for good (tombstoned)"
         )));
     };
-    let current = pds_plc::log::current(&log).expect("a verified log has an active operation");
     let key = &ctx.secrets.plc_rotation_key;
     if !data.rotation_keys.contains(&key.did_key()) {
         return Err(HandleError::NotControlled(format!(
@@ -411,7 +405,7 @@ async fn plc_handle_update(
     if data.handle() == Some(handle) {
         return Ok(None);
     }
-    let op = UnsignedOp::update(with_handle(data, handle), &current.operation.cid()).sign(key);
+    let op = UnsignedOp::update(with_handle(data, handle), &current).sign(key);
     Ok(Some((plc, op)))
 }
 

@@ -181,16 +181,9 @@ pub async fn sign(
 async fn current_state(ctx: &AppContext, did: &str) -> Result<(PlcData, pds_ipld::Cid)> {
     let plc = PlcClient::new(&ctx.config.identity.plc_url)?;
     let log = plc.get_audit_log(did).await?;
-    if log.iter().any(|entry| entry.did != did) {
-        return Err(PlcOperationError::Directory(format!(
-            "the audit log of {did} holds another DID's operations"
-        )));
-    }
-    let data = pds_plc::verify_audit_log(&log)
-        .map_err(|e| PlcOperationError::Directory(format!("the audit log of {did}: {e}")))?
-        .ok_or(PlcOperationError::Tombstoned)?;
-    let current = pds_plc::log::current(&log).expect("a verified log has an active operation");
-    Ok((data, current.operation.cid()))
+    pds_plc::verified_state(did, &log)
+        .map_err(|e| PlcOperationError::Directory(e.to_string()))?
+        .ok_or(PlcOperationError::Tombstoned)
 }
 
 /// What [`submit`] requires of an operation for it to move `account` here: the reference's

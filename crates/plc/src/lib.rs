@@ -69,7 +69,9 @@ pub mod validate;
 pub use client::PlcClient;
 pub use document::{DidDocument, DocumentData};
 pub use error::PlcError;
-pub use log::{Accepted, LogEntry, RECOVERY_WINDOW_MS, validate_next_op, verify_audit_log};
+pub use log::{
+    Accepted, LogEntry, RECOVERY_WINDOW_MS, validate_next_op, verified_state, verify_audit_log,
+};
 pub use op::{PlcData, Service, SignedOp, UnsignedOp, is_plc_did};
 pub use server::router;
 pub use store::Store;

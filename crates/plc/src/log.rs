@@ -171,6 +171,24 @@ pub fn current(log: &[LogEntry]) -> Option<&LogEntry> {
     log.iter().rev().find(|e| !e.nullified)
 }
 
+/// The state of `did` as a directory's audit log shows it, after [`verify_audit_log`]: its data
+/// and the CID of the operation that set it (what the next operation names as `prev`); `None`
+/// if the DID is tombstoned. A log of another DID is refused.
+pub fn verified_state(did: &str, entries: &[LogEntry]) -> Result<Option<(PlcData, Cid)>, PlcError> {
+    if entries.iter().any(|entry| entry.did != did) {
+        return Err(PlcError::InvalidLog(format!(
+            "the audit log of {did} holds another DID's operations"
+        )));
+    }
+    let Some(data) = verify_audit_log(entries)? else {
+        return Ok(None);
+    };
+    let current = current(entries).ok_or_else(|| {
+        PlcError::InvalidLog(format!("the audit log of {did} has no active operation"))
+    })?;
+    Ok(Some((data, current.operation.cid())))
+}
+
 /// Verifies an audit log from a directory as a resolver should before
 /// trusting it: every entry belongs to the same DID and hashes to its CID,
 /// the genesis derives the DID, each operation is accepted by
