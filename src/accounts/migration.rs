@@ -147,7 +147,7 @@ pub async fn status(ctx: &AppContext, did: &str) -> Result<AccountStatus, Accoun
 
 /// What is wrong with `did`'s DID document (fetched now) for an account hosted here with `key`:
 /// empty when it points here with that key. The same check `activateAccount` makes.
-async fn did_document_problems(
+pub(super) async fn did_document_problems(
     ctx: &AppContext,
     did: &str,
     key: &pds_crypto::PublicKey,

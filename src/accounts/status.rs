@@ -4,9 +4,9 @@
 //! the DID and pick the repo up from its current commit, as the reference does).
 
 use pds_repo::BlockSource;
-use pds_syntax::{Datetime, Did};
+use pds_syntax::Datetime;
 
-use super::{AccountError, service};
+use super::AccountError;
 use crate::firehose;
 use crate::state::AppContext;
 
@@ -39,34 +39,26 @@ pub async fn deactivate(
 /// the account's signing key: otherwise relays would find the account active here but follow
 /// the DID somewhere else, or fail to verify its commits.
 pub async fn activate(ctx: &AppContext, did: &str) -> Result<(), AccountError> {
-    let parsed = Did::new(did).map_err(|e| AccountError::Refused(format!("bad DID: {e}")))?;
-    let key = {
+    let (key, account) = {
         let did = did.to_owned();
         ctx.db
             .read(move |store| {
                 let conn = store.connection();
-                super::not_taken_down(conn, &did)?;
-                super::signing_key(conn, &did)
+                let account = super::not_taken_down(conn, &did)?;
+                Ok::<_, AccountError>((super::signing_key(conn, &did)?, account))
             })
             .await?
     };
-    let document = ctx.id_resolver.refresh_did(&parsed).await.map_err(|e| {
-        AccountError::UnresolvableDid(format!("Could not resolve the DID document of {did}: {e}"))
-    })?;
-    let problems = service::document_problems(
-        &document,
-        &ctx.config.server.public_url,
-        &key.public_key(),
-        "the account's signing key here",
-        None,
-    );
+    let problems = super::migration::did_document_problems(ctx, did, &key.public_key()).await?;
     if !problems.is_empty() {
         return Err(AccountError::IncompatibleDidDoc(format!(
             "The DID document of {did} does not point to this server yet: {}",
             problems.join("; ")
         )));
     }
-    let handle = document.handle().map(|h| h.as_str().to_owned());
+    // The handle this server holds for the account (checked when it was set), not whatever the
+    // document claims.
+    let handle = account.handle;
     let did = did.to_owned();
     let clock = ctx.clock.clone();
     ctx.db
@@ -74,7 +66,7 @@ pub async fn activate(ctx: &AppContext, did: &str) -> Result<(), AccountError> {
             let conn = w.tx.connection();
             super::not_taken_down(conn, &did)?;
             super::activate(conn, &did)?;
-            firehose::sequence_identity(conn, &did, handle.as_deref())?;
+            firehose::sequence_identity(conn, &did, Some(&handle))?;
             firehose::sequence_account(conn, &did, true, None)?;
             let head = w
                 .tx
