@@ -50,28 +50,37 @@ async fn stream(state: AppState, mut socket: WebSocket, cursor: Option<i64>) {
     let mut subscription = state.firehose.hub.subscribe(cursor);
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.reset();
-    loop {
-        tokio::select! {
-            frame = subscription.next() => {
-                let Some(frame) = frame else { break };
-                let last = frame.is_error();
-                if socket.send(Message::Binary(frame.into_bytes())).await.is_err() {
-                    return;
-                }
-                if last {
-                    break;
-                }
-            }
-            incoming = socket.recv() => match incoming {
-                // Subscribers have nothing to say; pongs and pings are handled by the library.
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
-            },
-            _ = ping.tick() => {
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
+    'frames: loop {
+        // One `next()` for each frame, kept across pings and client messages: dropping it midway
+        // would throw away a page read from the log and read it again.
+        let next = subscription.next();
+        tokio::pin!(next);
+        let frame = loop {
+            tokio::select! {
+                frame = &mut next => break frame,
+                incoming = socket.recv() => match incoming {
+                    // Subscribers have nothing to say; pongs and pings are handled by the library.
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                    Some(Ok(_)) => {}
+                },
+                _ = ping.tick() => {
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
                 }
             }
+        };
+        let Some(frame) = frame else { break 'frames };
+        let last = frame.is_error();
+        if socket
+            .send(Message::Binary(frame.into_bytes()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if last {
+            break;
         }
     }
     let _ = socket.send(Message::Close(None)).await;
