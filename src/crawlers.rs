@@ -41,6 +41,16 @@ struct Subscribers {
     last_left: Option<Instant>,
 }
 
+impl Inner {
+    /// The subscriber count survives a panic elsewhere while it was held (it is one number and
+    /// a time); a poisoned lock must not panic again, least of all in `SubscriberGuard::drop`.
+    fn subscribers(&self) -> std::sync::MutexGuard<'_, Subscribers> {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl Crawlers {
     /// The crawlers of the configuration. The relay URLs come from the operator, so any address
     /// is allowed (a relay may run on the operator's own network).
@@ -91,7 +101,7 @@ impl Crawlers {
 
     /// A firehose subscriber connected; it counts as connected until the guard is dropped.
     pub fn subscriber_connected(&self) -> SubscriberGuard {
-        let mut subscribers = self.inner.subscribers.lock().expect("subscribers lock");
+        let mut subscribers = self.inner.subscribers();
         subscribers.connected += 1;
         subscribers.last_left = None;
         SubscriberGuard {
@@ -126,7 +136,7 @@ impl Crawlers {
 
     /// No subscriber is connected, and none has been for at least `interval`.
     fn nobody_listening_for(&self, interval: Duration, now: Instant) -> bool {
-        let subscribers = self.inner.subscribers.lock().expect("subscribers lock");
+        let subscribers = self.inner.subscribers();
         subscribers.connected == 0
             && subscribers
                 .last_left
@@ -157,12 +167,7 @@ pub struct SubscriberGuard {
 
 impl Drop for SubscriberGuard {
     fn drop(&mut self) {
-        let mut subscribers = self
-            .crawlers
-            .inner
-            .subscribers
-            .lock()
-            .expect("subscribers lock");
+        let mut subscribers = self.crawlers.inner.subscribers();
         subscribers.connected = subscribers.connected.saturating_sub(1);
         if subscribers.connected == 0 {
             subscribers.last_left = Some(Instant::now());
