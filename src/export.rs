@@ -11,6 +11,7 @@ use std::path::Path;
 
 use pds_storage::Store;
 use serde_json::json;
+use sha2::Digest;
 use tokio::io::AsyncReadExt;
 
 use crate::blobs::store::{BlobStore, DiskBlobStore};
@@ -76,15 +77,27 @@ pub async fn export_account(
                     "blob {cid} is referenced but missing from the blob store"
                 ));
             };
-            let mut bytes = Vec::with_capacity(read.len as usize);
-            read.reader
-                .read_to_end(&mut bytes)
-                .await
-                .map_err(|e| format!("reading blob {cid}: {e}"))?;
-            if pds_ipld::cid_for_raw(&bytes) != cid {
+            // Streamed to the file and hashed on the way: a blob can be as large as the upload
+            // limit, and the stored length is not trusted to size anything.
+            let path = out.join("blobs").join(text);
+            let mut file = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+            let mut hasher = sha2::Sha256::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = read
+                    .reader
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| format!("reading blob {cid}: {e}"))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                std::io::Write::write_all(&mut file, &buf[..n]).map_err(|e| e.to_string())?;
+            }
+            if crate::blobs::raw_cid(&hasher.finalize().into()) != cid {
                 return Err(format!("blob {cid} on disk does not match its CID"));
             }
-            std::fs::write(out.join("blobs").join(text), &bytes).map_err(|e| e.to_string())?;
             blobs += 1;
         }
         cursor = Some(last);
