@@ -21,6 +21,7 @@ mod values;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use pds_crypto::{Algorithm, Keypair};
 
@@ -42,6 +43,14 @@ pub const DEFAULT_REPO_BACKFILL_LIMIT_MS: u64 = 72 * 60 * 60 * 1000;
 /// Twenty minutes between crawl requests to a relay, as the reference.
 pub const DEFAULT_CRAWL_INTERVAL_SECS: u64 = 20 * 60;
 pub const DEFAULT_PLC_URL: &str = "https://plc.directory";
+/// How long a forwarded request may wait for the upstream's response headers (as the reference).
+pub const DEFAULT_PROXY_HEADERS_TIMEOUT_MS: u64 = 10_000;
+/// How long a forwarded response may pause between two pieces of its body (as the reference).
+pub const DEFAULT_PROXY_BODY_TIMEOUT_MS: u64 = 30_000;
+/// The most of an upstream response read into memory to merge the account's own recent records
+/// into it (read-after-write); larger responses are passed on as they are. 10 MiB, as the
+/// reference.
+pub const DEFAULT_PROXY_MAX_RESPONSE_SIZE: u64 = 10 * 1024 * 1024;
 
 /// A setting that cannot be used, as one line: `<setting>: <problem>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +90,16 @@ pub struct Config {
     pub email: Option<EmailConfig>,
     /// `None` when no AppView is configured: `app.bsky.*` is then not proxied.
     pub appview: Option<ServiceEndpoint>,
+    /// How the AppView's CDN serves an account's images: a pattern with three `%s`, filled with
+    /// the kind (`avatar`, `banner`, `feed_thumbnail`, `feed_fullsize`), the DID and the blob
+    /// CID. Without it, images this server describes point at its own `sync.getBlob`.
+    pub appview_cdn_url_pattern: Option<String>,
+    /// Where `tools.ozone.*` is forwarded.
+    pub mod_service: Option<ServiceEndpoint>,
+    /// Where `com.atproto.moderation.createReport` is forwarded; the moderation service if
+    /// only that is configured (as the reference).
     pub report_service: Option<ServiceEndpoint>,
+    pub proxy: ProxyConfig,
     pub sync: SyncConfig,
     pub limits: LimitsConfig,
     /// Secrets as configured; [`secrets::resolve`] turns them into [`Secrets`].
@@ -175,6 +193,27 @@ impl fmt::Debug for EmailConfig {
 pub struct ServiceEndpoint {
     pub url: String,
     pub did: String,
+}
+
+/// Limits of service proxying (requests forwarded to the AppView and other services).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// The longest wait for an upstream's response headers (connecting included).
+    pub headers_timeout: Duration,
+    /// The longest pause between two pieces of an upstream's response body.
+    pub body_timeout: Duration,
+    /// The most of a response held in memory for read-after-write, in bytes.
+    pub max_response_size: u64,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> ProxyConfig {
+        ProxyConfig {
+            headers_timeout: Duration::from_millis(DEFAULT_PROXY_HEADERS_TIMEOUT_MS),
+            body_timeout: Duration::from_millis(DEFAULT_PROXY_BODY_TIMEOUT_MS),
+            max_response_size: DEFAULT_PROXY_MAX_RESPONSE_SIZE,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -343,10 +382,46 @@ impl Config {
             }
         };
 
-        // [appview] and [report_service]: a URL needs the service's DID.
+        // [appview], [mod_service] and [report_service]: a URL needs the service's DID.
         let appview = service_endpoint(&mut src, &s::APPVIEW_URL, &s::APPVIEW_DID)?;
+        let appview_cdn_url_pattern = src.text(
+            &s::APPVIEW_CDN_URL_PATTERN,
+            "an http(s) URL pattern with three %s (kind, DID, CID)",
+            values::is_cdn_url_pattern,
+        )?;
+        let mod_service = service_endpoint(&mut src, &s::MOD_SERVICE_URL, &s::MOD_SERVICE_DID)?;
         let report_service =
-            service_endpoint(&mut src, &s::REPORT_SERVICE_URL, &s::REPORT_SERVICE_DID)?;
+            service_endpoint(&mut src, &s::REPORT_SERVICE_URL, &s::REPORT_SERVICE_DID)?
+                .or_else(|| mod_service.clone());
+
+        // [proxy]
+        let millis = |src: &mut Sources<'_>, setting: &settings::Setting, default: u64| {
+            let ms = src
+                .uint(setting, "a number of milliseconds")?
+                .unwrap_or(default);
+            if ms == 0 {
+                return Err(ConfigError::new(
+                    &src.name(setting),
+                    "must be at least one millisecond",
+                ));
+            }
+            Ok(Duration::from_millis(ms))
+        };
+        let proxy = ProxyConfig {
+            headers_timeout: millis(
+                &mut src,
+                &s::PROXY_HEADERS_TIMEOUT,
+                DEFAULT_PROXY_HEADERS_TIMEOUT_MS,
+            )?,
+            body_timeout: millis(
+                &mut src,
+                &s::PROXY_BODY_TIMEOUT,
+                DEFAULT_PROXY_BODY_TIMEOUT_MS,
+            )?,
+            max_response_size: src
+                .uint(&s::PROXY_MAX_RESPONSE_SIZE, "a number of bytes")?
+                .unwrap_or(DEFAULT_PROXY_MAX_RESPONSE_SIZE),
+        };
 
         // [sync]
         let crawlers = src
@@ -414,7 +489,10 @@ impl Config {
             },
             email,
             appview,
+            appview_cdn_url_pattern,
+            mod_service,
             report_service,
+            proxy,
             sync: SyncConfig {
                 crawlers,
                 repo_backfill_limit_ms,
@@ -450,6 +528,11 @@ fn read_config_file(explicit: Option<&Path>) -> Result<Option<ConfigFile>, Confi
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(&path.display().to_string(), format!("cannot read: {e}")))?;
     ConfigFile::parse(path, &text).map(Some)
+}
+
+/// Whether `text` is an absolute http(s) URL with a host (as URL settings must be).
+pub fn is_http_url(text: &str) -> bool {
+    values::is_http_url(text)
 }
 
 fn missing_partner(

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! main.rs (CLI)  ->  server (bind, serve, shut down)  ->  api (routes, handlers)
+//!                                                      ->  proxy, read_after_write (other services)
 //!                                                      ->  auth (session tokens)
 //!                                                      ->  accounts (account tables)
 //!                                                      ->  state (what handlers reach)
@@ -27,6 +28,8 @@ pub mod identity_service;
 pub mod logging;
 pub mod mailer;
 pub mod preferences;
+pub mod proxy;
+pub mod read_after_write;
 pub mod records;
 pub mod server;
 pub mod state;

@@ -37,6 +37,8 @@ pub struct AppContext {
     pub crawlers: crate::crawlers::Crawlers,
     /// The event stream relays subscribe to.
     pub firehose: crate::firehose::Firehose,
+    /// Forwarding to the AppView and other services (service proxying).
+    pub proxy: crate::proxy::Proxy,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -84,6 +86,7 @@ impl AppContext {
             firehose,
             crawlers,
             id_resolver: crate::identity_service::resolver(&config)?,
+            proxy: crate::proxy::Proxy::new(&config)?,
             blobs: crate::blobs::Blobs::open(&config, db.clone()).await?,
             mailer: crate::mailer::Mailer::open(&config, &db).await?,
             config,

@@ -3,8 +3,9 @@
 //! Namespace modules register their methods on an [`XrpcRouter`]; it answers
 //! a query called with POST, or a procedure called with GET, the way the
 //! reference server does: 400 `InvalidRequest` "Incorrect HTTP method (POST)
-//! expected GET". Any `/xrpc/<nsid>` nobody registered gets 501
-//! `MethodNotImplemented`.
+//! expected GET". Any `/xrpc/<nsid>` nobody registered goes to the service proxy
+//! (`crate::proxy`): forwarded to the service an `atproto-proxy` header names or the one
+//! configured for its namespace, else 501 `MethodNotImplemented`.
 
 use axum::Router;
 use axum::extract::Request;
@@ -67,16 +68,13 @@ impl XrpcRouter {
         }
     }
 
-    /// The routes, plus the 501 answer for every method not registered.
+    /// The routes, plus the service proxy for every method not registered.
     pub fn into_router(self) -> Router<AppState> {
-        self.router
-            .route(&format!("{PREFIX}{{method}}"), any(method_not_implemented))
+        self.router.route(
+            &format!("{PREFIX}{{method}}"),
+            any(crate::proxy::forward_unregistered),
+        )
     }
-}
-
-async fn method_not_implemented(uri: Uri) -> ApiError {
-    let nsid = uri.path().strip_prefix(PREFIX).unwrap_or(uri.path());
-    ApiError::method_not_implemented(format!("Method Not Implemented: {nsid}"))
 }
 
 /// Middleware: gives every XRPC error response the `{"error", "message"}`

@@ -171,6 +171,13 @@ pub const PRIVILEGED_METHODS: &[&str] = &[
     "com.atproto.server.createAccount",
 ];
 
+/// Whether a token for `lxm` (or a request forwarded for it) needs a full session or a
+/// privileged app password: the reference's [`PRIVILEGED_METHODS`], and every other
+/// `chat.bsky.*` method too (direct messages are only for sessions allowed to read them).
+pub fn requires_privileged_session(lxm: &str) -> bool {
+    PRIVILEGED_METHODS.contains(&lxm) || lxm.starts_with("chat.bsky.")
+}
+
 /// Why an account's request for a token is refused (400, the reference's names and messages).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MintRefusal {
@@ -232,7 +239,7 @@ pub fn check_mint_request(
         if PROTECTED_METHODS.contains(&lxm) {
             return Err(MintRefusal::ProtectedMethod(lxm.to_owned()));
         }
-        if !privileged && PRIVILEGED_METHODS.contains(&lxm) {
+        if !privileged && requires_privileged_session(lxm) {
             return Err(MintRefusal::InsufficientAccess(lxm.to_owned()));
         }
     }
@@ -401,6 +408,13 @@ mod tests {
         assert_eq!(
             mint_exp(None, Some("app.bsky.feed.getTimeline"), false),
             Ok(NOW + 60)
+        );
+        // Every chat method, not only those the reference lists.
+        assert_eq!(
+            mint_exp(None, Some("chat.bsky.convo.getConvoAvailability"), false),
+            Err(MintRefusal::InsufficientAccess(
+                "chat.bsky.convo.getConvoAvailability".into()
+            ))
         );
         let api: ApiError = MintRefusal::ExpirationTooFar.into();
         assert_eq!((api.status().as_u16(), api.name()), (400, "BadExpiration"));

@@ -81,10 +81,27 @@ pub const EMAIL_FROM_ADDRESS: Setting = setting("PDS_EMAIL_FROM_ADDRESS", "email
 // [appview]: where app.bsky.* requests are proxied.
 pub const APPVIEW_URL: Setting = setting("PDS_BSKY_APP_VIEW_URL", "appview", "url");
 pub const APPVIEW_DID: Setting = setting("PDS_BSKY_APP_VIEW_DID", "appview", "did");
+pub const APPVIEW_CDN_URL_PATTERN: Setting = setting(
+    "PDS_BSKY_APP_VIEW_CDN_URL_PATTERN",
+    "appview",
+    "cdn_url_pattern",
+);
+
+// [mod_service]: where tools.ozone.* requests go (and reports, unless [report_service] is set).
+pub const MOD_SERVICE_URL: Setting = setting("PDS_MOD_SERVICE_URL", "mod_service", "url");
+pub const MOD_SERVICE_DID: Setting = setting("PDS_MOD_SERVICE_DID", "mod_service", "did");
 
 // [report_service]: where moderation reports go.
 pub const REPORT_SERVICE_URL: Setting = setting("PDS_REPORT_SERVICE_URL", "report_service", "url");
 pub const REPORT_SERVICE_DID: Setting = setting("PDS_REPORT_SERVICE_DID", "report_service", "did");
+
+// [proxy]: requests forwarded to other services (the AppView, moderation, chat, ...).
+pub const PROXY_HEADERS_TIMEOUT: Setting =
+    setting("PDS_PROXY_HEADERS_TIMEOUT", "proxy", "headers_timeout_ms");
+pub const PROXY_BODY_TIMEOUT: Setting =
+    setting("PDS_PROXY_BODY_TIMEOUT", "proxy", "body_timeout_ms");
+pub const PROXY_MAX_RESPONSE_SIZE: Setting =
+    setting("PDS_PROXY_MAX_RESPONSE_SIZE", "proxy", "max_response_size");
 
 // [sync]: the firehose and the relays that read it.
 pub const CRAWLERS: Setting = setting("PDS_CRAWLERS", "sync", "crawlers");
@@ -133,8 +150,14 @@ pub const ALL: &[Setting] = &[
     EMAIL_FROM_ADDRESS,
     APPVIEW_URL,
     APPVIEW_DID,
+    APPVIEW_CDN_URL_PATTERN,
+    MOD_SERVICE_URL,
+    MOD_SERVICE_DID,
     REPORT_SERVICE_URL,
     REPORT_SERVICE_DID,
+    PROXY_HEADERS_TIMEOUT,
+    PROXY_BODY_TIMEOUT,
+    PROXY_MAX_RESPONSE_SIZE,
     CRAWLERS,
     REPO_BACKFILL_LIMIT_MS,
     CRAWL_INTERVAL_SECS,
@@ -191,6 +214,12 @@ mod tests {
             "PDS_RATE_LIMITS_ENABLED",
             "PDS_ACCEPTING_REPO_IMPORTS",
             "PDS_REPO_BACKFILL_LIMIT_MS",
+            "PDS_BSKY_APP_VIEW_CDN_URL_PATTERN",
+            "PDS_MOD_SERVICE_URL",
+            "PDS_MOD_SERVICE_DID",
+            "PDS_PROXY_HEADERS_TIMEOUT",
+            "PDS_PROXY_BODY_TIMEOUT",
+            "PDS_PROXY_MAX_RESPONSE_SIZE",
         ] {
             assert!(ALL.iter().any(|s| s.env == name), "{name} is not a setting");
         }

@@ -296,6 +296,83 @@ fn settings_that_come_in_pairs_need_both() {
 }
 
 #[test]
+fn proxying_settings() {
+    let config = load("", &[]).unwrap();
+    assert_eq!(config.proxy, ProxyConfig::default());
+    assert_eq!(config.proxy.headers_timeout, Duration::from_secs(10));
+    assert_eq!(config.proxy.body_timeout, Duration::from_secs(30));
+    assert_eq!(config.proxy.max_response_size, 10 * 1024 * 1024);
+    assert!(config.mod_service.is_none() && config.report_service.is_none());
+
+    // A moderation service alone also takes the reports, as in the reference.
+    let toml = r#"
+        [appview]
+        url = "https://api.bsky.app"
+        did = "did:web:api.bsky.app"
+        cdn_url_pattern = "https://cdn.bsky.app/img/%s/plain/%s/%s@jpeg"
+
+        [mod_service]
+        url = "https://mod.bsky.app"
+        did = "did:plc:ar7c4by46qjdydhdevvrndac"
+
+        [proxy]
+        headers_timeout_ms = 2500
+        body_timeout_ms = 4000
+        max_response_size = 1048576
+    "#;
+    let config = load(toml, &[]).unwrap();
+    let moderation = config.mod_service.clone().unwrap();
+    assert_eq!(moderation.url, "https://mod.bsky.app");
+    assert_eq!(config.report_service, Some(moderation));
+    assert_eq!(
+        config.appview_cdn_url_pattern.as_deref(),
+        Some("https://cdn.bsky.app/img/%s/plain/%s/%s@jpeg")
+    );
+    assert_eq!(config.proxy.headers_timeout, Duration::from_millis(2500));
+    assert_eq!(config.proxy.body_timeout, Duration::from_secs(4));
+    assert_eq!(config.proxy.max_response_size, 1 << 20);
+
+    // A report service of its own wins; the reference's variable names work.
+    let config = load(
+        toml,
+        &[
+            ("PDS_REPORT_SERVICE_URL", "https://reports.example.com"),
+            ("PDS_REPORT_SERVICE_DID", "did:web:reports.example.com"),
+            ("PDS_PROXY_HEADERS_TIMEOUT", "100"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        config.report_service.unwrap().url,
+        "https://reports.example.com"
+    );
+    assert_eq!(config.proxy.headers_timeout, Duration::from_millis(100));
+
+    assert_eq!(
+        error("", &[("PDS_PROXY_BODY_TIMEOUT", "0")]),
+        "PDS_PROXY_BODY_TIMEOUT: must be at least one millisecond"
+    );
+    assert_eq!(
+        error("", &[("PDS_PROXY_HEADERS_TIMEOUT", "soon")]),
+        "PDS_PROXY_HEADERS_TIMEOUT: \"soon\" is not a number of milliseconds"
+    );
+    assert!(
+        error(
+            "",
+            &[(
+                "PDS_BSKY_APP_VIEW_CDN_URL_PATTERN",
+                "https://cdn.example/%s"
+            )]
+        )
+        .starts_with("PDS_BSKY_APP_VIEW_CDN_URL_PATTERN: ")
+    );
+    assert_eq!(
+        error("", &[("PDS_MOD_SERVICE_URL", "https://mod.bsky.app")]),
+        "PDS_MOD_SERVICE_DID: must be set because PDS_MOD_SERVICE_URL is set"
+    );
+}
+
+#[test]
 fn file_problems_are_one_line() {
     assert_eq!(
         error("[server]\nprot = 1\n", &[]),

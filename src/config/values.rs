@@ -34,6 +34,12 @@ pub fn is_http_url(text: &str) -> bool {
     has_scheme_and_host(text, &["http", "https"])
 }
 
+/// An http(s) URL pattern with exactly three `%s` (filled with an image kind, a DID and a CID),
+/// as the reference's `PDS_BSKY_APP_VIEW_CDN_URL_PATTERN`.
+pub fn is_cdn_url_pattern(text: &str) -> bool {
+    text.matches("%s").count() == 3 && is_http_url(&text.replace("%s", "x"))
+}
+
 /// An `smtp://` or `smtps://` URL with a host (credentials optional).
 pub fn is_smtp_url(text: &str) -> bool {
     has_scheme_and_host(text, &["smtp", "smtps"])

@@ -133,7 +133,9 @@ fn filter_addrs(
     (allowed, blocked)
 }
 
-fn tls_config() -> Result<rustls::ClientConfig, IdentityError> {
+/// The TLS settings of every outbound client: rustls with the ring provider, the system trust
+/// store, HTTP/1.1. Public for the server's other clients (talking to hosts an operator names).
+pub fn tls_config() -> Result<rustls::ClientConfig, IdentityError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
         .map_err(|e| IdentityError::Transport(format!("TLS trust store: {e}")))?;
@@ -225,40 +227,7 @@ impl SafeHttpClient {
     /// Refuses URLs that are not plain http(s) to a host, and literal IP
     /// hosts the policy does not allow (these never reach the resolver).
     fn check_url(&self, url: &str) -> Result<Url, IdentityError> {
-        let parsed = Url::parse(url)
-            .map_err(|e| IdentityError::Transport(format!("bad URL {url:?}: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(IdentityError::Transport(format!(
-                "refusing non-HTTP URL {url:?}"
-            )));
-        }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(IdentityError::Transport(format!(
-                "refusing URL with credentials {url:?}"
-            )));
-        }
-        let Some(host) = parsed.host_str() else {
-            return Err(IdentityError::Transport(format!(
-                "URL without a host {url:?}"
-            )));
-        };
-        // The URL parser has already normalised IPv4 spellings (`2130706433`,
-        // `0x7f.1`) to dotted quads; IPv6 literals come bracketed.
-        let literal = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .ok();
-        if let Some(addr) = literal
-            && let Err(reason) = self.config.policy.check(addr)
-        {
-            return Err(IdentityError::BlockedAddress {
-                host: host.to_owned(),
-                addr,
-                reason,
-            });
-        }
-        Ok(parsed)
+        check_url(self.config.policy, url)
     }
 
     async fn fetch(
@@ -304,6 +273,114 @@ impl SafeHttpClient {
         }
         Ok(body)
     }
+}
+
+/// An HTTP client for requests whose bodies stream both ways, such as the
+/// requests a PDS forwards to other services for its accounts.
+///
+/// The rules of [`SafeHttpClient`]: host names resolved through the given
+/// [`DnsResolver`] and only the addresses the [`AddressPolicy`] allows
+/// connected to (literal IP hosts checked before the request), no redirects,
+/// no proxy, no decompression (bodies pass through as encoded), HTTP/1.1 over
+/// rustls with the ring provider. A connect time limit but no overall one: a
+/// forwarded response may be large and long, so the caller bounds the wait for
+/// its headers and each pause in its body instead.
+///
+/// Cheap to clone (the connection pool is shared).
+#[derive(Clone)]
+pub struct StreamingHttpClient {
+    inner: reqwest::Client,
+    policy: AddressPolicy,
+}
+
+impl std::fmt::Debug for StreamingHttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingHttpClient")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamingHttpClient {
+    /// A client connecting only where `policy` allows, resolving names through `dns`.
+    pub fn new(
+        policy: AddressPolicy,
+        connect_timeout: Duration,
+        dns: Arc<dyn DnsResolver>,
+    ) -> Result<Self, IdentityError> {
+        let inner = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config()?)
+            .dns_resolver(FilteringResolver { dns, policy })
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .http1_only()
+            .connect_timeout(connect_timeout)
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|e| IdentityError::Transport(format!("building the HTTP client: {e}")))?;
+        Ok(StreamingHttpClient { inner, policy })
+    }
+
+    /// The address policy this client enforces.
+    pub fn policy(&self) -> AddressPolicy {
+        self.policy
+    }
+
+    /// A `method` request to `url`, to be completed and sent by the caller. The URL is checked
+    /// first: plain http(s) to a host, no credentials, and no literal IP the policy refuses.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, IdentityError> {
+        let parsed = check_url(self.policy, url)?;
+        Ok(self.inner.request(method, parsed))
+    }
+
+    /// What a failed request (or response body) of this client ran into: the address policy's
+    /// refusal or a missing host as such, else a timeout or a transport error with its causes.
+    pub fn describe_error(err: reqwest::Error, url: &str) -> IdentityError {
+        map_reqwest_error(err, url)
+    }
+}
+
+/// Refuses URLs that are not plain http(s) to a host, and literal IP hosts
+/// `policy` does not allow (these never reach the resolver).
+fn check_url(policy: AddressPolicy, url: &str) -> Result<Url, IdentityError> {
+    let parsed =
+        Url::parse(url).map_err(|e| IdentityError::Transport(format!("bad URL {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(IdentityError::Transport(format!(
+            "refusing non-HTTP URL {url:?}"
+        )));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(IdentityError::Transport(format!(
+            "refusing URL with credentials {url:?}"
+        )));
+    }
+    let Some(host) = parsed.host_str() else {
+        return Err(IdentityError::Transport(format!(
+            "URL without a host {url:?}"
+        )));
+    };
+    // The URL parser has already normalised IPv4 spellings (`2130706433`,
+    // `0x7f.1`) to dotted quads; IPv6 literals come bracketed.
+    let literal = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok();
+    if let Some(addr) = literal
+        && let Err(reason) = policy.check(addr)
+    {
+        return Err(IdentityError::BlockedAddress {
+            host: host.to_owned(),
+            addr,
+            reason,
+        });
+    }
+    Ok(parsed)
 }
 
 /// Recovers our own error from the resolver (blocked address, no such host)

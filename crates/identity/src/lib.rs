@@ -9,6 +9,9 @@
 //!   applied to the addresses DNS actually returned, so neither a literal
 //!   `127.0.0.1` nor a public name pointing at the server's own network gets
 //!   through (outside dev mode).
+//! - [`StreamingHttpClient`]: the same rules for requests whose bodies
+//!   stream both ways (service proxying), with the time limits left to the
+//!   caller.
 //! - DID resolution ([`DidResolver`]): `did:plc` from the operator's PLC
 //!   directory, hostname-level `did:web` from `/.well-known/did.json`, parsed
 //!   into a [`DidDocument`] (handle, atproto signing key, PDS endpoint, any
@@ -58,6 +61,9 @@ pub use cached::{CacheConfig, IdentityConfig, IdentityResolver};
 pub use dns::{BoxFuture, DnsResolver, HickoryDns, StaticDns};
 pub use document::{DidDocument, Service, VerificationMethod};
 pub use error::IdentityError;
-pub use http::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpConfig, SafeHttpClient};
+pub use http::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpConfig, SafeHttpClient, StreamingHttpClient,
+    tls_config,
+};
 pub use net::{AddressPolicy, BlockReason, classify};
 pub use resolve::{DidResolver, HandleResolver};

@@ -1,5 +1,5 @@
-//! The `app.*` XRPC namespace: the few `app.bsky.*` methods the PDS answers itself (the rest
-//! belong to the AppView).
+//! The `app.*` XRPC namespace: the `app.bsky.*` methods the PDS answers itself or forwards with
+//! more than the proxy's defaults (the rest belong to the AppView, see `crate::proxy`).
 
 pub mod bsky;
 

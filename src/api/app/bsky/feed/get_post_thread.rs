@@ -1,0 +1,15 @@
+//! `app.bsky.feed.getPostThread` (query): forwarded to the AppView (or the service an `atproto-proxy` header names),
+//! with the account's replies the AppView has not indexed yet put in place, and a thread of
+//! the account's own just-written post built here (read-after-write).
+
+use axum::extract::{Request, State};
+use axum::response::Response;
+
+use crate::read_after_write::{self, Method};
+use crate::state::AppState;
+
+pub const NSID: &str = "app.bsky.feed.getPostThread";
+
+pub async fn handle(State(state): State<AppState>, request: Request) -> Response {
+    read_after_write::pipethrough(&state, request, Method::PostThread).await
+}

@@ -1,0 +1,213 @@
+//! Where a forwarded method goes: the service an `atproto-proxy` header names, or the one the
+//! operator configured for the method's namespace; and which methods are never forwarded.
+
+use pds_identity::{IdentityError, IdentityResolver};
+use pds_syntax::Did;
+
+use super::ProxyError;
+use crate::auth::service_jwt::PROTECTED_METHODS;
+use crate::config::{Config, ServiceEndpoint};
+
+/// The request header naming the service a request is for: `<did>#<service id>`.
+pub const PROXY_HEADER: &str = "atproto-proxy";
+
+/// A service requests are forwarded to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Where the service answers: `/xrpc/<method>` is appended.
+    pub endpoint: String,
+    /// The service's DID: the `aud` of the tokens minted for it.
+    pub did: String,
+    /// How it was chosen; an endpoint read from a DID document the request named is reached
+    /// only under the address policy of other user-influenced fetches.
+    pub source: Source,
+}
+
+/// How a [`Target`] was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The operator's configuration (`PDS_BSKY_APP_VIEW_URL` and the like).
+    Configured,
+    /// A DID document, named by the request.
+    DidDocument,
+}
+
+impl Target {
+    pub fn configured(service: &ServiceEndpoint) -> Target {
+        Target {
+            endpoint: service.url.trim_end_matches('/').to_owned(),
+            did: service.did.clone(),
+            source: Source::Configured,
+        }
+    }
+
+    /// `<endpoint>/xrpc/<path and query>`.
+    pub fn xrpc_url(&self, path_and_query: &str) -> String {
+        format!("{}/xrpc/{path_and_query}", self.endpoint)
+    }
+}
+
+/// What an `atproto-proxy` header says, checked for shape (as the reference: one `#`, a DID
+/// before it, an id after it, no spaces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyHeader {
+    pub did: Did,
+    /// The service id, without its `#`.
+    pub service_id: String,
+}
+
+impl ProxyHeader {
+    pub fn parse(value: &str) -> Result<ProxyHeader, ProxyError> {
+        let bad = |why: &'static str| ProxyError::BadHeader(why);
+        let Some(hash) = value.find('#') else {
+            return Err(bad("no service id specified in proxy header"));
+        };
+        if hash == 0 {
+            return Err(bad("no did specified in proxy header"));
+        }
+        if hash == value.len() - 1 {
+            return Err(bad("no service id specified in proxy header"));
+        }
+        if value[hash + 1..].contains('#') {
+            return Err(bad("invalid proxy header format"));
+        }
+        if value.contains(char::is_whitespace) {
+            return Err(bad("proxy header cannot contain spaces"));
+        }
+        let did =
+            Did::new(&value[..hash]).map_err(|_| bad("proxy header does not start with a DID"))?;
+        Ok(ProxyHeader {
+            did,
+            service_id: value[hash + 1..].to_owned(),
+        })
+    }
+
+    /// The service's endpoint from the DID's document (cached): the entry with this id whose
+    /// `serviceEndpoint` is an http(s) URL.
+    pub async fn resolve(&self, resolver: &IdentityResolver) -> Result<Target, ProxyError> {
+        let doc = resolver.resolve_did(&self.did).await.map_err(|e| {
+            tracing::debug!(did = %self.did, error = %e, "atproto-proxy: DID not resolved");
+            match e {
+                IdentityError::Timeout(_) | IdentityError::Transport(_) => {
+                    ProxyError::UnresolvableDid(format!("{}: {e}", self.did))
+                }
+                _ => ProxyError::UnresolvableDid(self.did.to_string()),
+            }
+        })?;
+        let endpoint = doc
+            .service(&self.service_id)
+            .and_then(|service| service.endpoint.as_deref())
+            .filter(|url| crate::config::is_http_url(url))
+            .ok_or_else(|| {
+                ProxyError::NoServiceEndpoint(format!("{}#{}", self.did, self.service_id))
+            })?;
+        Ok(Target {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            did: self.did.to_string(),
+            source: Source::DidDocument,
+        })
+    }
+}
+
+/// Where a method goes when the request names no service: the AppView for `app.bsky.*`, the
+/// moderation service for `tools.ozone.*`, the report service for reports. `chat.bsky.*` has no
+/// default (clients name the chat service), and neither has anything else.
+pub fn default_target(config: &Config, nsid: &str) -> Result<Target, ProxyError> {
+    let service = if nsid == "com.atproto.moderation.createReport" {
+        config.report_service.as_ref()
+    } else if nsid.starts_with("app.bsky.") {
+        config.appview.as_ref()
+    } else if nsid.starts_with("tools.ozone.") {
+        config.mod_service.as_ref()
+    } else if nsid.starts_with("chat.bsky.") {
+        return Err(ProxyError::HeaderRequired(nsid.to_owned()));
+    } else {
+        None
+    };
+    service
+        .map(Target::configured)
+        .ok_or_else(|| ProxyError::NotImplemented(nsid.to_owned()))
+}
+
+/// Account management is done with this server directly, never through another service on the
+/// account's behalf: those methods are not forwarded and no token is minted for them.
+pub fn check_forwardable(nsid: &str) -> Result<(), ProxyError> {
+    if PROTECTED_METHODS.contains(&nsid) {
+        return Err(ProxyError::Protected(nsid.to_owned()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_headers_are_checked_as_the_reference_checks_them() {
+        let ok = ProxyHeader::parse("did:web:api.bsky.app#bsky_appview").unwrap();
+        assert_eq!(ok.did.as_str(), "did:web:api.bsky.app");
+        assert_eq!(ok.service_id, "bsky_appview");
+        let message = |v: &str| ProxyHeader::parse(v).unwrap_err().to_string();
+        assert_eq!(message("#bsky_appview"), "no did specified in proxy header");
+        assert_eq!(
+            message("did:web:api.bsky.app"),
+            "no service id specified in proxy header"
+        );
+        assert_eq!(
+            message("did:web:api.bsky.app#"),
+            "no service id specified in proxy header"
+        );
+        assert_eq!(
+            message("did:web:api.bsky.app#a#b"),
+            "invalid proxy header format"
+        );
+        assert_eq!(
+            message("did:web:api.bsky.app #a"),
+            "proxy header cannot contain spaces"
+        );
+        assert_eq!(
+            message("api.bsky.app#bsky_appview"),
+            "proxy header does not start with a DID"
+        );
+    }
+
+    #[test]
+    fn default_services_by_namespace() {
+        let env = |name: &str| match name {
+            "PDS_BSKY_APP_VIEW_URL" => Some("https://api.bsky.app/".to_owned()),
+            "PDS_BSKY_APP_VIEW_DID" => Some("did:web:api.bsky.app".to_owned()),
+            "PDS_MOD_SERVICE_URL" => Some("https://mod.bsky.app".to_owned()),
+            "PDS_MOD_SERVICE_DID" => Some("did:plc:ar7c4by46qjdydhdevvrndac".to_owned()),
+            _ => None,
+        };
+        let config = Config::from_toml_str("", &env).unwrap();
+        let timeline = default_target(&config, "app.bsky.feed.getTimeline").unwrap();
+        assert_eq!(timeline.endpoint, "https://api.bsky.app");
+        assert_eq!(timeline.did, "did:web:api.bsky.app");
+        assert_eq!(timeline.source, Source::Configured);
+        assert_eq!(
+            timeline.xrpc_url("app.bsky.feed.getTimeline?limit=2"),
+            "https://api.bsky.app/xrpc/app.bsky.feed.getTimeline?limit=2"
+        );
+        let ozone = default_target(&config, "tools.ozone.moderation.queryEvents").unwrap();
+        assert_eq!(ozone.did, "did:plc:ar7c4by46qjdydhdevvrndac");
+        // Reports go to the moderation service when no report service is set.
+        let report = default_target(&config, "com.atproto.moderation.createReport").unwrap();
+        assert_eq!(report.endpoint, "https://mod.bsky.app");
+        assert!(matches!(
+            default_target(&config, "chat.bsky.convo.listConvos"),
+            Err(ProxyError::HeaderRequired(_))
+        ));
+        assert!(matches!(
+            default_target(&config, "com.example.thing"),
+            Err(ProxyError::NotImplemented(_))
+        ));
+        let bare = Config::from_toml_str("", &|_: &str| None).unwrap();
+        assert!(matches!(
+            default_target(&bare, "app.bsky.feed.getTimeline"),
+            Err(ProxyError::NotImplemented(_))
+        ));
+        assert!(check_forwardable("com.atproto.admin.sendEmail").is_err());
+        assert!(check_forwardable("app.bsky.feed.getTimeline").is_ok());
+    }
+}
