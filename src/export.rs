@@ -1,6 +1,7 @@
 //! `pds export`: one account's data as files, for its owner's own backup or to move it by hand:
 //! `repo.car` (the whole repo, as `com.atproto.sync.getRepo` gives it), `blobs/<cid>` (every blob
-//! a record references, each checked against its CID), `preferences.json` (as
+//! a record references, each checked against its CID), `blobs.json` (each blob's media type, so
+//! that `pds recover` can upload it as it was), `preferences.json` (as
 //! `app.bsky.actor.getPreferences` with the account password) and `account.json` (DID, handle,
 //! e-mail, creation time).
 //!
@@ -58,6 +59,7 @@ pub async fn export_account(
 
     let blob_store = DiskBlobStore::open_for_reading(&config.storage.blobstore_disk_location);
     let mut blobs = 0;
+    let mut mime_types = serde_json::Map::new();
     let mut cursor: Option<String> = None;
     loop {
         let page = crate::blobs::list_blobs(conn, &did, None, cursor.as_deref(), 500)
@@ -98,6 +100,11 @@ pub async fn export_account(
             if crate::blobs::raw_cid(&hasher.finalize().into()) != cid {
                 return Err(format!("blob {cid} on disk does not match its CID"));
             }
+            let mime: String = conn
+                .prepare_cached("SELECT mime_type FROM blob WHERE did = ?1 AND cid = ?2")
+                .and_then(|mut stmt| stmt.query_row((&did, text), |r| r.get(0)))
+                .map_err(|e| format!("reading blob {cid}'s media type: {e}"))?;
+            mime_types.insert(text.clone(), mime.into());
             blobs += 1;
         }
         cursor = Some(last);
@@ -109,6 +116,7 @@ pub async fn export_account(
         let text = serde_json::to_string_pretty(value).expect("JSON values serialize");
         std::fs::write(out.join(name), text + "\n").map_err(|e| format!("writing {name}: {e}"))
     };
+    write_json("blobs.json", &serde_json::Value::Object(mime_types))?;
     write_json("preferences.json", &json!({ "preferences": preferences }))?;
     write_json(
         "account.json",

@@ -20,7 +20,7 @@ pub fn check(config: &Config) -> Result<String, String> {
 
 /// The address to reach the server at from this machine: a wildcard bind
 /// address (0.0.0.0, ::) is reached through loopback.
-fn local_addr(config: &Config) -> SocketAddr {
+pub fn local_addr(config: &Config) -> SocketAddr {
     let ip = match config.server.bind {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),

@@ -27,6 +27,7 @@ pub mod healthcheck;
 pub mod identity_service;
 pub mod logging;
 pub mod mailer;
+pub mod migrate;
 pub mod preferences;
 pub mod proxy;
 pub mod read_after_write;

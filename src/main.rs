@@ -1,8 +1,11 @@
 //! The `pds` command line.
 //!
-//! Exit codes: 0 success; 1 the server failed while running, or a health
-//! check failed; 2 the configuration is unusable (or the command line is
-//! wrong), with one line on standard error naming the setting.
+//! Exit codes: 0 success; 1 the server failed while running, a health check
+//! failed, or an account command (migrate, recover, rotation-key) failed; 2 the
+//! configuration is unusable (or the command line is wrong), with one line on
+//! standard error naming the setting; 3 an account command is waiting for the
+//! code the host e-mailed (run it again with `--plc-token`) or, for a did:web,
+//! for its owner to publish the DID document it wrote (then run it again).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 use pds::config::{Config, ConfigError, data_dir, secrets};
 use pds::logging::{self, LogFormat};
+use pds::migrate;
 
 #[derive(Debug, Parser)]
 #[command(name = "pds", version, about = "An AT Protocol Personal Data Server")]
@@ -40,6 +44,75 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Move an account from another host to this one (or between any two hosts): creates it
+    /// here, copies the repo, blobs and preferences, points the DID here, activates it here and
+    /// deactivates it there. Resumable: after any failure, run the same command again. The
+    /// password is read from PDS_ACCOUNT_PASSWORD, or asked for.
+    Migrate {
+        /// The account on the old host: handle, DID or e-mail.
+        account: String,
+        /// The old host's URL (https://old.example.com).
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The new host's URL [default: this server, at the address configured here].
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        /// The code the old host e-mailed (the first run asks for it and stops).
+        #[arg(long, value_name = "CODE")]
+        plc_token: Option<String>,
+        /// The handle on the new host [default: the current one].
+        #[arg(long)]
+        handle: Option<String>,
+        /// The e-mail address on the new host [default: the current one].
+        #[arg(long)]
+        email: Option<String>,
+        /// An invite code, if the new host asks for one.
+        #[arg(long, value_name = "CODE")]
+        invite_code: Option<String>,
+        /// A rotation key you hold (did:key), listed first in the DID (repeatable).
+        #[arg(long, value_name = "DID_KEY")]
+        add_rotation_key: Vec<String>,
+        /// Move even if blobs the records reference are missing on the old host too.
+        #[arg(long)]
+        allow_missing_blobs: bool,
+        /// Where the migration keeps its state [default: <data directory>/migrations].
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Bring an account back from a `pds export` backup when its old host is gone, with a
+    /// rotation key you hold (see `pds rotation-key`). Resumable. The password for the account
+    /// here is read from PDS_ACCOUNT_PASSWORD, or asked for.
+    Recover {
+        /// The directory `pds export` wrote.
+        #[arg(long, value_name = "DIR")]
+        backup: PathBuf,
+        /// The file holding your rotation key (as `pds rotation-key generate` wrote it).
+        #[arg(long, value_name = "PATH")]
+        rotation_key_file: PathBuf,
+        /// The host to recover onto [default: this server, at the address configured here].
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        /// The did:plc directory [default: the one configured here].
+        #[arg(long, value_name = "URL")]
+        plc_url: Option<String>,
+        /// The handle on the new host [default: the backup's].
+        #[arg(long)]
+        handle: Option<String>,
+        /// The e-mail address on the new host [default: the backup's].
+        #[arg(long)]
+        email: Option<String>,
+        /// An invite code, if the host asks for one.
+        #[arg(long, value_name = "CODE")]
+        invite_code: Option<String>,
+        /// Recover even if blobs the records reference are not in the backup.
+        #[arg(long)]
+        allow_missing_blobs: bool,
+    },
+    /// A did:plc rotation key of your own: make one, or add one to an account.
+    RotationKey {
+        #[command(subcommand)]
+        command: RotationKeyCommand,
+    },
     /// A did:plc directory for development and tests.
     Plc {
         #[command(subcommand)]
@@ -63,10 +136,42 @@ enum PlcCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum RotationKeyCommand {
+    /// Make a new secp256k1 key; writes its private part to a new file (mode 600) and prints
+    /// its did:key.
+    Generate {
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+    /// Put a key first among an account's rotation keys, through its host (which e-mails a
+    /// code: the first run asks for it and stops). The password is read from
+    /// PDS_ACCOUNT_PASSWORD, or asked for.
+    Add {
+        /// The account: handle, DID or e-mail.
+        account: String,
+        /// The key, as a did:key.
+        #[arg(long, value_name = "DID_KEY")]
+        key: String,
+        /// The account's host [default: this server, at the address configured here].
+        #[arg(long, value_name = "URL")]
+        host: Option<String>,
+        /// The code the host e-mailed.
+        #[arg(long, value_name = "CODE")]
+        plc_token: Option<String>,
+        /// The did:plc directory [default: the one configured here].
+        #[arg(long, value_name = "URL")]
+        plc_url: Option<String>,
+    },
+}
+
 /// How a command failed, which decides the exit code.
 enum Failure {
     Config(ConfigError),
     Runtime(String),
+    /// An account command stopped to wait for an e-mailed code or a did:web document (said on
+    /// standard output).
+    WaitingForCode,
 }
 
 impl From<ConfigError> for Failure {
@@ -97,6 +202,109 @@ fn main() -> ExitCode {
         Command::Serve => serve(cli.config),
         Command::Healthcheck => healthcheck(cli.config),
         Command::Export { account, out } => export(cli.config, &account, &out),
+        Command::Migrate {
+            account,
+            from,
+            to,
+            plc_token,
+            handle,
+            email,
+            invite_code,
+            add_rotation_key,
+            allow_missing_blobs,
+            state_dir,
+        } => {
+            let local = LocalDefaults::new(cli.config);
+            account_command(|password| async move {
+                let options = migrate::MigrateOptions {
+                    to: local.url(to)?,
+                    state_dir: match state_dir {
+                        Some(dir) => dir,
+                        None => local.config()?.storage.data_directory.join("migrations"),
+                    },
+                    from,
+                    account,
+                    password,
+                    handle,
+                    email,
+                    invite_code,
+                    plc_token,
+                    add_rotation_keys: add_rotation_key,
+                    allow_missing_blobs,
+                };
+                match migrate::migrate(&options).await.map_err(runtime)? {
+                    migrate::Outcome::Migrated(_) => Ok(()),
+                    migrate::Outcome::WaitingForPlcToken { .. }
+                    | migrate::Outcome::WaitingForDidDocument { .. } => {
+                        Err(Failure::WaitingForCode)
+                    }
+                }
+            })
+        }
+        Command::Recover {
+            backup,
+            rotation_key_file,
+            to,
+            plc_url,
+            handle,
+            email,
+            invite_code,
+            allow_missing_blobs,
+        } => {
+            let local = LocalDefaults::new(cli.config);
+            account_command(|password| async move {
+                let options = migrate::recover::RecoverOptions {
+                    rotation_key: migrate::rotation_key::read(&rotation_key_file)
+                        .map_err(runtime)?,
+                    to: local.url(to)?,
+                    plc_url: local.plc_url(plc_url)?,
+                    backup,
+                    password,
+                    handle,
+                    email,
+                    invite_code,
+                    allow_missing_blobs,
+                };
+                migrate::recover::recover(&options).await.map_err(runtime)?;
+                Ok(())
+            })
+        }
+        Command::RotationKey {
+            command: RotationKeyCommand::Generate { out },
+        } => migrate::rotation_key::generate(&out)
+            .map(|key| println!("{}", key.did_key()))
+            .map_err(runtime),
+        Command::RotationKey {
+            command:
+                RotationKeyCommand::Add {
+                    account,
+                    key,
+                    host,
+                    plc_token,
+                    plc_url,
+                },
+        } => {
+            let local = LocalDefaults::new(cli.config);
+            account_command(|password| async move {
+                let options = migrate::rotation_key::AddOptions {
+                    host: local.url(host)?,
+                    plc_url: local.plc_url(plc_url)?,
+                    account,
+                    password,
+                    key,
+                    plc_token,
+                };
+                match migrate::rotation_key::add(&options)
+                    .await
+                    .map_err(runtime)?
+                {
+                    migrate::rotation_key::AddOutcome::Added => Ok(()),
+                    migrate::rotation_key::AddOutcome::WaitingForPlcToken => {
+                        Err(Failure::WaitingForCode)
+                    }
+                }
+            })
+        }
         Command::Plc {
             command: PlcCommand::Serve { port, bind, db },
         } => plc_serve(bind, port, &db),
@@ -111,7 +319,65 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+        Err(Failure::WaitingForCode) => ExitCode::from(3),
     }
+}
+
+fn runtime(e: impl std::fmt::Display) -> Failure {
+    Failure::Runtime(e.to_string())
+}
+
+/// What an account command takes from this server's configuration when it is not given: the
+/// server's address, its data directory, its did:plc directory. Loaded only when needed, so
+/// the commands also run where no server is configured, given every URL.
+struct LocalDefaults {
+    path: Option<PathBuf>,
+}
+
+impl LocalDefaults {
+    fn new(path: Option<PathBuf>) -> LocalDefaults {
+        LocalDefaults { path }
+    }
+
+    fn config(&self) -> Result<Config, Failure> {
+        Ok(Config::load(self.path.as_deref(), &env_var)?)
+    }
+
+    /// `given`, or this server at its local address.
+    fn url(&self, given: Option<String>) -> Result<String, Failure> {
+        match given {
+            Some(url) => Ok(url),
+            None => Ok(format!(
+                "http://{}",
+                pds::healthcheck::local_addr(&self.config()?)
+            )),
+        }
+    }
+
+    fn plc_url(&self, given: Option<String>) -> Result<String, Failure> {
+        match given {
+            Some(url) => Ok(url),
+            None => Ok(self.config()?.identity.plc_url),
+        }
+    }
+}
+
+/// Runs an account command: reads the account password (PDS_ACCOUNT_PASSWORD, else asked for
+/// on the terminal), then runs `command` with it on a single-threaded runtime.
+fn account_command<F, Fut>(command: F) -> Result<(), Failure>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Failure>>,
+{
+    let password = match env_var("PDS_ACCOUNT_PASSWORD") {
+        Some(password) => password,
+        None => pds::migrate::password_prompt::ask("Account password: ").map_err(runtime)?,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(command(password))
 }
 
 fn env_var(name: &str) -> Option<String> {

@@ -99,6 +99,11 @@ fn export_writes_repo_blobs_and_preferences_while_the_server_runs() {
         picture
     );
 
+    // Its media type, for uploading it again on recovery.
+    let types: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("blobs.json")).unwrap()).unwrap();
+    assert_eq!(types, json!({ cid: blob["mimeType"] }));
+
     let exported: Value =
         serde_json::from_slice(&std::fs::read(out.path().join("preferences.json")).unwrap())
             .unwrap();

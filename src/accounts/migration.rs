@@ -81,12 +81,17 @@ fn link_blobs(
         let bytes: &[u8] = blocks.get(cid).copied().unwrap_or_default();
         (path.as_str(), bytes)
     });
-    blobs::link_import(conn, did, &repo.commit.rev, records).map_err(|e| match e {
+    // Verification already parsed every record, so a refusal is not the client's doing.
+    blobs::link_import(conn, did, &repo.commit.rev, records).map_err(blob_error)
+}
+
+/// A blob-table failure met while handling an account's own data.
+fn blob_error(e: BlobError) -> AccountError {
+    match e {
         BlobError::Db(e) => AccountError::Db(e),
         BlobError::Storage(e) => AccountError::Storage(e),
-        // Verification already parsed every record, so this is not the client's doing.
         other => AccountError::Storage(StorageError::Corrupt(other.to_string())),
-    })
+    }
 }
 
 /// Where a (migrating) account stands, as `checkAccountStatus` reports it.
@@ -163,6 +168,20 @@ pub(super) async fn did_document_problems(
         "the account's signing key here",
         None,
     ))
+}
+
+/// Whether `did`'s copy from its old server is complete: its repo was imported (it holds
+/// records) and every blob its records reference is stored. `submitPlcOperation` activates such
+/// an account as the DID moves here.
+pub async fn copy_is_complete(ctx: &AppContext, did: &str) -> Result<bool, AccountError> {
+    let did = did.to_owned();
+    ctx.db
+        .read(move |store| {
+            let conn = store.connection();
+            let missing = blobs::list_missing(conn, &did, None, 1).map_err(blob_error)?;
+            Ok(missing.is_empty() && store.repo_counts(&did)?.records > 0)
+        })
+        .await
 }
 
 /// What `did`'s DID document should say for the account to be hosted here: this server's

@@ -13,6 +13,8 @@
 //!   controls). Those refusals come before the code is used up, so a typo does not cost the
 //!   account a new e-mail. The code is used up in the same step that hands out the operation:
 //!   the same code never signs twice.
+//! - [`submit`] activates an account moving in whose copy is complete, in the same request: see
+//!   there.
 //! - Changes of one DID are serialized with handle changes ([`identity_service::lock_did`]), so
 //!   an operation is never built on a `prev` another request is replacing.
 
@@ -21,8 +23,8 @@ use std::collections::BTreeMap;
 use pds_plc::op::{ATPROTO_PDS_SERVICE, ATPROTO_PDS_TYPE, ATPROTO_VERIFICATION_METHOD};
 use pds_plc::{PlcClient, PlcData, Service, SignedOp, UnsignedOp, is_plc_did};
 
-use super::AccountError;
 use super::email_tokens::{self, Purpose};
+use super::{AccountError, migration, status};
 use crate::identity_service;
 use crate::mailer::messages;
 use crate::state::AppContext;
@@ -251,13 +253,23 @@ pub async fn submit(ctx: &AppContext, did: &str, operation: &serde_json::Value) 
     }
     pds_plc::validate::check_submission(&op)
         .map_err(|e| PlcOperationError::Invalid(e.to_string()))?;
-    {
+    let moved_here = {
         let _serialized = identity_service::lock_did(did).await;
+        let (before, _) = current_state(ctx, did).await?;
         PlcClient::new(&ctx.config.identity.plc_url)?
             .submit(did, &op)
             .await?;
+        before.pds_endpoint() != Some(ctx.config.server.public_url.as_str())
+    };
+    // The DID now points here. An account moving in whose copy is complete is activated in this
+    // same request (announced with its identity): otherwise, until the client's activateAccount
+    // arrives, the DID would point at a host that does not serve the account while the old host
+    // no longer has the DID, and a client that stops in between would leave it so.
+    if account.deactivated && moved_here && migration::copy_is_complete(ctx, did).await? {
+        status::activate(ctx, did).await?;
+    } else {
+        identity_service::identity_changed(ctx, did, None, &account.handle).await;
     }
-    identity_service::identity_changed(ctx, did, None, &account.handle).await;
     Ok(())
 }
 

@@ -9,7 +9,8 @@
 //!   published by this server; its document must name this server as the PDS, the key
 //!   reserved here with `reserveSigningKey` as the `#atproto` key, and the account's handle,
 //!   and the account takes that key;
-//! - an existing did:plc moving here from another server (migration, as the reference): the
+//! - an existing did:plc or did:web moving here from another server (migration, as the
+//!   reference; the request proven with a service-auth token the DID signed): the
 //!   account takes the key reserved for the DID, or a new one, starts **deactivated** with an
 //!   empty repo signed by that key, and nothing is sent to the directory or the firehose. The
 //!   DID document still points at the old server; the repo comes with `importRepo`, the blobs
@@ -242,12 +243,7 @@ pub async fn create_account(
                 migrating: true,
             }
         }
-        Some(brought) => NewIdentity {
-            did: brought.did.to_string(),
-            signing_key: did_web_signing_key(ctx, brought, &handle).await?,
-            reserved: true,
-            migrating: false,
-        },
+        Some(brought) => did_web_identity(ctx, brought, &handle).await?,
     };
 
     let password_scrypt = hashing
@@ -345,13 +341,17 @@ async fn register_plc_did(
         .map_err(|e| AccountError::Plc(identity_service::plc_failure_message(&e)))
 }
 
-/// The signing key of a new did:web account: the one reserved for the DID, after checking that
-/// the DID document (as just fetched) points here with it.
-async fn did_web_signing_key(
+/// The identity of a new did:web account. Two cases:
+///
+/// - its owner (with a service-auth token the DID signed) moves it here from another server,
+///   whose document still names that server: as a moving did:plc, it takes the key reserved for
+///   it (or a new one) and starts deactivated, until the owner points the document here;
+/// - otherwise the document must already point here, with the key reserved for the DID.
+async fn did_web_identity(
     ctx: &AppContext,
     brought: &BroughtDid,
     handle: &str,
-) -> Result<Keypair, AccountError> {
+) -> Result<NewIdentity, AccountError> {
     let did = brought.did.as_str();
     let reserved = {
         let did = did.to_owned();
@@ -360,14 +360,17 @@ async fn did_web_signing_key(
             .await
             .map_err(reservation_error)?
     };
-    let Some(reserved) = reserved else {
-        return Err(AccountError::Refused(format!(
+    let no_reservation = || {
+        AccountError::Refused(format!(
             "No signing key is reserved for {did}: call com.atproto.server.reserveSigningKey with {{\"did\": \"{did}\"}} first, \
              and publish the key it returns as the #atproto verification method of the DID document"
-        )));
+        ))
     };
     let document = match &brought.document {
         Some(document) => document.clone(),
+        // The operator (admin auth) brings a DID whose document must already point here with
+        // the reserved key: without a reservation there is nothing to check it against.
+        None if reserved.is_none() => return Err(no_reservation()),
         None => ctx
             .id_resolver
             .refresh_did(&brought.did)
@@ -377,6 +380,21 @@ async fn did_web_signing_key(
                     "Could not resolve a valid DID document for {did}: {e}"
                 ))
             })?,
+    };
+    let proven_by_the_did = brought.document.is_some();
+    let points_elsewhere = document
+        .pds_endpoint()
+        .is_some_and(|endpoint| endpoint != ctx.config.server.public_url);
+    if proven_by_the_did && points_elsewhere {
+        return Ok(NewIdentity {
+            did: did.to_owned(),
+            reserved: reserved.is_some(),
+            signing_key: reserved.unwrap_or_else(|| Keypair::generate(Algorithm::K256)),
+            migrating: true,
+        });
+    }
+    let Some(reserved) = reserved else {
+        return Err(no_reservation());
     };
     let handle = Handle::new(handle).map_err(|e| AccountError::InvalidHandle(e.to_string()))?;
     let problems = document_problems(
@@ -392,7 +410,12 @@ async fn did_web_signing_key(
             problems.join("; ")
         )));
     }
-    Ok(reserved)
+    Ok(NewIdentity {
+        did: did.to_owned(),
+        signing_key: reserved,
+        reserved: true,
+        migrating: false,
+    })
 }
 
 /// What is wrong, if anything, with a DID document for an account hosted here: it must name this

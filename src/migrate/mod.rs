@@ -1,0 +1,686 @@
+//! Moving an account between hosts from the command line, entirely through the protocol (the
+//! XRPC methods every PDS has), so the other host may be this server or any other PDS:
+//!
+//! - [`migrate()`] (`pds migrate`): from an old host to a new one, resumable;
+//! - [`recover`] (`pds recover`): onto a host from a `pds export` backup when the old host is
+//!   gone, with a rotation key the account's owner holds;
+//! - [`rotation_key`] (`pds rotation-key`): making such a key and adding it to an account's DID.
+//!
+//! A migration is a sequence of steps, each of which first asks the hosts whether it is done
+//! already, so a migration stopped anywhere (a crash, a lost connection, Ctrl-C) is continued by
+//! running the same command again. The old host's account is deactivated last, once the new
+//! host holds the repo, every blob and the preferences, the DID points at the new host and the
+//! account is active there: at no point is the account left without an active host that its DID
+//! points to (the new host activates the account in the same request that moves the DID to it,
+//! see `accounts::plc_operations::submit`).
+//!
+//! This module is a client of the hosts; it must not reach into this server's storage.
+
+pub mod host;
+pub mod password_prompt;
+pub mod progress;
+pub mod recover;
+pub mod rotation_key;
+pub mod state;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use host::{Host, HostError, text_field};
+use progress::Progress;
+use state::StateFile;
+
+pub const CREATE_SESSION: &str = "com.atproto.server.createSession";
+pub const GET_SESSION: &str = "com.atproto.server.getSession";
+pub const DESCRIBE_SERVER: &str = "com.atproto.server.describeServer";
+pub const CREATE_ACCOUNT: &str = "com.atproto.server.createAccount";
+pub const GET_SERVICE_AUTH: &str = "com.atproto.server.getServiceAuth";
+pub const CHECK_ACCOUNT_STATUS: &str = "com.atproto.server.checkAccountStatus";
+pub const ACTIVATE_ACCOUNT: &str = "com.atproto.server.activateAccount";
+pub const DEACTIVATE_ACCOUNT: &str = "com.atproto.server.deactivateAccount";
+pub const GET_LATEST_COMMIT: &str = "com.atproto.sync.getLatestCommit";
+pub const GET_REPO: &str = "com.atproto.sync.getRepo";
+pub const GET_BLOB: &str = "com.atproto.sync.getBlob";
+pub const IMPORT_REPO: &str = "com.atproto.repo.importRepo";
+pub const LIST_MISSING_BLOBS: &str = "com.atproto.repo.listMissingBlobs";
+pub const UPLOAD_BLOB: &str = "com.atproto.repo.uploadBlob";
+pub const GET_PREFERENCES: &str = "app.bsky.actor.getPreferences";
+pub const PUT_PREFERENCES: &str = "app.bsky.actor.putPreferences";
+pub const GET_RECOMMENDED_CREDENTIALS: &str = "com.atproto.identity.getRecommendedDidCredentials";
+pub const REQUEST_PLC_SIGNATURE: &str = "com.atproto.identity.requestPlcOperationSignature";
+pub const SIGN_PLC_OPERATION: &str = "com.atproto.identity.signPlcOperation";
+pub const SUBMIT_PLC_OPERATION: &str = "com.atproto.identity.submitPlcOperation";
+
+const CAR_MIME: &str = "application/vnd.ipld.car";
+/// How long the service-auth token for `createAccount` on the new host lives.
+const CREATE_ACCOUNT_TOKEN_SECS: i64 = 10 * 60;
+/// How many times the repo is copied again when the old host's account keeps writing.
+const MAX_COPY_ROUNDS: usize = 3;
+const MISSING_BLOBS_PAGE: &str = "500";
+
+/// What `pds migrate` is asked to do.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    /// The old host's URL.
+    pub from: String,
+    /// The new host's URL.
+    pub to: String,
+    /// The account on the old host: handle, DID or e-mail.
+    pub account: String,
+    /// Its password (the new host gets the same one).
+    pub password: String,
+    /// The handle on the new host (default: the current one).
+    pub handle: Option<String>,
+    /// The e-mail on the new host (default: the one the old host has).
+    pub email: Option<String>,
+    pub invite_code: Option<String>,
+    /// The code the old host e-mailed for signing the DID operation.
+    pub plc_token: Option<String>,
+    /// Rotation keys (did:key) the account's owner holds, to list first in the DID.
+    pub add_rotation_keys: Vec<String>,
+    /// Move even when blobs the records reference are missing on the old host too.
+    pub allow_missing_blobs: bool,
+    /// Where the migration's state file goes (one file per DID).
+    pub state_dir: PathBuf,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The account lives on the new host now.
+    Migrated(Summary),
+    /// Everything is copied; the old host e-mailed the code that signing the DID operation
+    /// needs, to this address (when it said which).
+    WaitingForPlcToken { email: Option<String> },
+    /// Everything is copied; a did:web's owner must publish the DID document written here.
+    WaitingForDidDocument { path: PathBuf },
+}
+
+/// The account as the new host holds it at the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub did: String,
+    pub handle: String,
+    pub records: u64,
+    pub blobs: u64,
+    /// Writes the old host took after the last copy (lost to the move; normally 0).
+    pub old_host_moved_on: bool,
+}
+
+/// Why a migration stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// A check failed; the message says what to do.
+    #[error("{0}")]
+    Refused(String),
+}
+
+type Result<T> = std::result::Result<T, MigrateError>;
+
+const STEPS: usize = 9;
+
+/// Runs (or continues) the migration `options` describes.
+pub async fn migrate(options: &MigrateOptions) -> Result<Outcome> {
+    let mut progress = Progress::new(STEPS);
+    let old = Host::new(&options.from)?;
+    let new = Host::new(&options.to)?;
+
+    progress.step(
+        1,
+        "login",
+        &format!("signing in to the old host {}", old.url()),
+    );
+    let session = create_session(&old, &options.account, &options.password).await?;
+    let old = old.signed_in(&session.access_token);
+    let new_service = text_field(
+        &new,
+        DESCRIBE_SERVER,
+        &new.query(DESCRIBE_SERVER, &[]).await?,
+        "did",
+    )?;
+    let old_service = text_field(
+        &old,
+        DESCRIBE_SERVER,
+        &old.query(DESCRIBE_SERVER, &[]).await?,
+        "did",
+    )?;
+    if new_service == old_service {
+        return Err(MigrateError::Refused(format!(
+            "{} and {} are the same server: both say they are {new_service} (if they are not, \
+             give them different service DIDs, PDS_SERVICE_DID)",
+            old.url(),
+            new.url()
+        )));
+    }
+    progress.detail(&format!(
+        "{} ({}), moving to {} ({new_service})",
+        session.did,
+        session.handle,
+        new.url()
+    ));
+    let did = session.did.clone();
+    let state = StateFile::new(
+        options
+            .state_dir
+            .join(format!("{}.json", did.replace(':', "_"))),
+    );
+
+    progress.step(2, "account", "the account on the new host");
+    let new = new_host_account(&old, &new, &new_service, &session, options, &progress).await?;
+    let mut status = AccountStatus::of(&new).await?;
+
+    let mut old_commit = String::new();
+    if status.activated && status.valid_did {
+        for (n, name) in [
+            (3, "repo"),
+            (4, "blobs"),
+            (5, "preferences"),
+            (6, "verify"),
+            (7, "identity"),
+            (8, "activate"),
+        ] {
+            progress.step(
+                n,
+                name,
+                "done in an earlier run: the account is active on the new host",
+            );
+        }
+    } else {
+        let mut round = 0;
+        loop {
+            round += 1;
+            progress.step(3, "repo", "copying the repository");
+            old_commit = copy_repo(&old, &new, &did, &mut progress).await?;
+            progress.step(4, "blobs", "copying the blobs the records reference");
+            let missing = copy_blobs(&old, &new, &did, &mut progress).await?;
+            if !missing.is_empty() && !options.allow_missing_blobs {
+                return Err(MigrateError::Refused(format!(
+                    "{} blob(s) the records reference are missing on the old host too ({}); run \
+                     again with --allow-missing-blobs to move without them",
+                    missing.len(),
+                    missing.join(", ")
+                )));
+            }
+            progress.step(5, "preferences", "copying the preferences");
+            copy_preferences(&old, &new, &progress).await?;
+            progress.step(6, "verify", "checking that the new host holds everything");
+            status = AccountStatus::of(&new).await?;
+            let latest = latest_commit(&old, &did).await?;
+            if status.repo_commit != latest {
+                if round < MAX_COPY_ROUNDS {
+                    progress
+                        .detail("the account wrote on the old host during the copy: copying again");
+                    continue;
+                }
+                return Err(MigrateError::Refused(
+                    "the account keeps writing on the old host; stop using it during the move and run again"
+                        .to_owned(),
+                ));
+            }
+            let unaccounted = status.expected_blobs.saturating_sub(status.imported_blobs);
+            if unaccounted > missing.len() as u64 {
+                return Err(MigrateError::Refused(format!(
+                    "the new host holds {} of {} blobs; run again to copy the rest",
+                    status.imported_blobs, status.expected_blobs
+                )));
+            }
+            progress.detail(&format!(
+                "commit {}, {} records, {} blocks, {}/{} blobs",
+                status.repo_commit,
+                status.indexed_records,
+                status.repo_blocks,
+                status.imported_blobs,
+                status.expected_blobs
+            ));
+            break;
+        }
+
+        progress.step(7, "identity", "pointing the DID at the new host");
+        if status.valid_did {
+            progress.detail("the DID already points at the new host");
+        } else if did.starts_with("did:web:") {
+            let credentials = new.query(GET_RECOMMENDED_CREDENTIALS, &[]).await?;
+            let document = did_web_document(&did, &credentials)
+                .map_err(|e| new.unexpected(GET_RECOMMENDED_CREDENTIALS, e))?;
+            let path = options
+                .state_dir
+                .join(format!("{}.did.json", did.replace(':', "_")));
+            let text = serde_json::to_string_pretty(&document).expect("JSON values serialize");
+            std::fs::create_dir_all(&options.state_dir)
+                .and_then(|()| std::fs::write(&path, format!("{text}\n")))
+                .map_err(|e| MigrateError::Refused(format!("writing {}: {e}", path.display())))?;
+            progress.detail(&format!(
+                "a did:web moves when its owner publishes its new document: put {} at {} and run this command again",
+                path.display(),
+                did_web_document_url(&did)
+            ));
+            for line in text.lines() {
+                progress.detail(line);
+            }
+            return Ok(Outcome::WaitingForDidDocument { path });
+        } else {
+            let token = options.plc_token.as_deref();
+            if !move_did(&old, &new, &did, token, options, &state, &progress).await? {
+                old.procedure(REQUEST_PLC_SIGNATURE, &Value::Null).await?;
+                progress.detail(&format!(
+                    "the old host has e-mailed a code to {}: run this command again with --plc-token <code>",
+                    session.email.as_deref().unwrap_or("the account's address")
+                ));
+                return Ok(Outcome::WaitingForPlcToken {
+                    email: session.email.clone(),
+                });
+            }
+            status = AccountStatus::of(&new).await?;
+            if !status.valid_did {
+                return Err(MigrateError::Refused(
+                    "the DID operation was accepted, but the DID document does not point at the new host; run again"
+                        .to_owned(),
+                ));
+            }
+        }
+
+        progress.step(8, "activate", "activating the account on the new host");
+        if status.activated {
+            progress.detail("already active (the new host activated it when the DID moved there)");
+        } else {
+            new.procedure(ACTIVATE_ACCOUNT, &Value::Null).await?;
+            progress.detail("active");
+        }
+    }
+
+    progress.step(
+        9,
+        "deactivate-old",
+        "deactivating the account on the old host",
+    );
+    let old_session = old.query(GET_SESSION, &[]).await?;
+    let mut old_host_moved_on = false;
+    if old_session["active"].as_bool().unwrap_or(true) {
+        // Writes the old host took after the copy cannot follow any more (the new host's repo
+        // is live); say so rather than pass over it.
+        old_host_moved_on =
+            !old_commit.is_empty() && latest_commit(&old, &did).await? != old_commit;
+        old.procedure(DEACTIVATE_ACCOUNT, &json!({})).await?;
+        progress.detail("deactivated");
+    } else {
+        progress.detail("already deactivated");
+    }
+    if old_host_moved_on {
+        progress.detail(
+            "warning: the old host took writes after the last copy; they are not on the new host",
+        );
+    }
+    let check = create_session(&new, &did, &options.password).await?;
+    let status = AccountStatus::of(&new.signed_in(&check.access_token)).await?;
+    progress.detail(&format!(
+        "done: {did} ({}) is active on {} with {} records and {} blobs",
+        check.handle,
+        new.url(),
+        status.indexed_records,
+        status.imported_blobs
+    ));
+    Ok(Outcome::Migrated(Summary {
+        did,
+        handle: check.handle,
+        records: status.indexed_records,
+        blobs: status.imported_blobs,
+        old_host_moved_on,
+    }))
+}
+
+/// A signed-in session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub did: String,
+    pub handle: String,
+    pub email: Option<String>,
+    pub access_token: String,
+}
+
+/// Signs in to `host`.
+pub async fn create_session(host: &Host, identifier: &str, password: &str) -> Result<Session> {
+    let output = host
+        .procedure(
+            CREATE_SESSION,
+            &json!({"identifier": identifier, "password": password}),
+        )
+        .await?;
+    Ok(Session {
+        did: text_field(host, CREATE_SESSION, &output, "did")?,
+        handle: text_field(host, CREATE_SESSION, &output, "handle")?,
+        email: output["email"].as_str().map(str::to_owned),
+        access_token: text_field(host, CREATE_SESSION, &output, "accessJwt")?,
+    })
+}
+
+/// The account on the new host, signed in: made there (deactivated, with the old host's
+/// service-auth token) unless an earlier run did.
+async fn new_host_account(
+    old: &Host,
+    new: &Host,
+    new_service: &str,
+    session: &Session,
+    options: &MigrateOptions,
+    progress: &Progress,
+) -> Result<Host> {
+    match create_session(new, &session.did, &options.password).await {
+        Ok(existing) => {
+            progress.detail("already there (made by an earlier run): continuing");
+            return Ok(new.signed_in(&existing.access_token));
+        }
+        // Not there yet (or there with another password, which createAccount then reports).
+        Err(MigrateError::Host(e)) if e.status() == Some(401) => {}
+        Err(e) => return Err(e),
+    }
+    let email = options
+        .email
+        .clone()
+        .or_else(|| session.email.clone())
+        .ok_or_else(|| {
+            MigrateError::Refused(
+                "the old host did not say the account's e-mail: pass --email".to_owned(),
+            )
+        })?;
+    let exp = (crate::auth::now_secs() + CREATE_ACCOUNT_TOKEN_SECS).to_string();
+    let auth = old
+        .query(
+            GET_SERVICE_AUTH,
+            &[("aud", new_service), ("lxm", CREATE_ACCOUNT), ("exp", &exp)],
+        )
+        .await?;
+    let token = text_field(old, GET_SERVICE_AUTH, &auth, "token")?;
+    let mut input = json!({
+        "did": session.did,
+        "handle": options.handle.as_deref().unwrap_or(&session.handle),
+        "email": email,
+        "password": options.password,
+    });
+    if let Some(code) = &options.invite_code {
+        input["inviteCode"] = json!(code);
+    }
+    let created = new
+        .procedure_as(CREATE_ACCOUNT, &input, Some(&token))
+        .await?;
+    let access = text_field(new, CREATE_ACCOUNT, &created, "accessJwt")?;
+    progress.detail(&format!(
+        "created, deactivated until the move is complete ({})",
+        input["handle"]
+    ));
+    Ok(new.signed_in(&access))
+}
+
+/// `checkAccountStatus` on a host.
+#[derive(Debug, Clone)]
+pub struct AccountStatus {
+    pub activated: bool,
+    pub valid_did: bool,
+    pub repo_commit: String,
+    pub repo_blocks: u64,
+    pub indexed_records: u64,
+    pub expected_blobs: u64,
+    pub imported_blobs: u64,
+}
+
+impl AccountStatus {
+    pub async fn of(host: &Host) -> Result<AccountStatus> {
+        let out = host.query(CHECK_ACCOUNT_STATUS, &[]).await?;
+        let count = |key: &str| out[key].as_u64().unwrap_or_default();
+        Ok(AccountStatus {
+            activated: out["activated"].as_bool().unwrap_or_default(),
+            valid_did: out["validDid"].as_bool().unwrap_or_default(),
+            repo_commit: text_field(host, CHECK_ACCOUNT_STATUS, &out, "repoCommit")?,
+            repo_blocks: count("repoBlocks"),
+            indexed_records: count("indexedRecords"),
+            expected_blobs: count("expectedBlobs"),
+            imported_blobs: count("importedBlobs"),
+        })
+    }
+}
+
+/// The CID of `did`'s latest commit on `host`.
+async fn latest_commit(host: &Host, did: &str) -> Result<String> {
+    let out = host.query(GET_LATEST_COMMIT, &[("did", did)]).await?;
+    Ok(text_field(host, GET_LATEST_COMMIT, &out, "cid")?)
+}
+
+/// Copies `did`'s repo from `old` to `new` (streamed), unless `new` holds its latest commit
+/// already. Returns the commit copied.
+async fn copy_repo(old: &Host, new: &Host, did: &str, progress: &mut Progress) -> Result<String> {
+    let latest = latest_commit(old, did).await?;
+    if AccountStatus::of(new).await?.repo_commit == latest {
+        progress.detail(&format!("already copied (commit {latest})"));
+        return Ok(latest);
+    }
+    let car = old.download(GET_REPO, &[("did", did)]).await?;
+    let counted = Arc::new(AtomicU64::new(0));
+    let body = counting_body(
+        car,
+        counted.clone(),
+        Some((progress.ticker(), "repository")),
+    );
+    new.upload(IMPORT_REPO, CAR_MIME, body).await?;
+    progress.detail(&format!(
+        "copied {} (commit {latest})",
+        progress::bytes(counted.load(Ordering::Relaxed))
+    ));
+    Ok(latest)
+}
+
+/// A response body passed on as a request body, counting its bytes into `counted`; with a
+/// `ticker`, printing the count as it grows (a repo; blobs are counted per blob instead).
+fn counting_body(
+    response: reqwest::Response,
+    counted: Arc<AtomicU64>,
+    mut ticker: Option<(progress::Ticker, &'static str)>,
+) -> reqwest::Body {
+    reqwest::Body::wrap_stream(response.bytes_stream().inspect(move |chunk| {
+        if let Ok(chunk) = chunk {
+            let len = chunk.len() as u64;
+            let total = counted.fetch_add(len, Ordering::Relaxed) + len;
+            if let Some((ticker, what)) = &mut ticker {
+                ticker.tick(|| format!("{what}: {}", progress::bytes(total)));
+            }
+        }
+    }))
+}
+
+/// Copies every blob `new` reports missing from `old`. Returns those `old` does not have either.
+async fn copy_blobs(
+    old: &Host,
+    new: &Host,
+    did: &str,
+    progress: &mut Progress,
+) -> Result<Vec<String>> {
+    let status = AccountStatus::of(new).await?;
+    let to_copy = status.expected_blobs.saturating_sub(status.imported_blobs);
+    if to_copy == 0 {
+        progress.detail(&format!("all {} already copied", status.expected_blobs));
+        return Ok(Vec::new());
+    }
+    progress.detail(&format!("{to_copy} of {} to copy", status.expected_blobs));
+    let (mut copied, mut missing) = (0u64, Vec::new());
+    let bytes = Arc::new(AtomicU64::new(0));
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut params = vec![("limit", MISSING_BLOBS_PAGE)];
+        if let Some(cursor) = &cursor {
+            params.push(("cursor", cursor));
+        }
+        let page = new.query(LIST_MISSING_BLOBS, &params).await?;
+        let blobs = page["blobs"].as_array().cloned().unwrap_or_default();
+        for blob in &blobs {
+            let cid = text_field(new, LIST_MISSING_BLOBS, blob, "cid")?;
+            let response = match old.download(GET_BLOB, &[("did", did), ("cid", &cid)]).await {
+                Ok(response) => response,
+                Err(e) if matches!(e.status(), Some(400 | 404)) => {
+                    progress.detail(&format!("blob {cid} is missing on the old host: {e}"));
+                    missing.push(cid);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mime = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_owned();
+            let body = counting_body(response, bytes.clone(), None);
+            new.upload(UPLOAD_BLOB, &mime, body).await?;
+            copied += 1;
+            let total = bytes.load(Ordering::Relaxed);
+            progress.count(
+                || {
+                    format!(
+                        "blob {copied}/{to_copy} ({} in all)",
+                        progress::bytes(total)
+                    )
+                },
+                copied == to_copy,
+            );
+        }
+        cursor = page["cursor"].as_str().map(str::to_owned);
+        if blobs.is_empty() || cursor.is_none() {
+            break;
+        }
+    }
+    Ok(missing)
+}
+
+async fn copy_preferences(old: &Host, new: &Host, progress: &Progress) -> Result<()> {
+    let out = old.query(GET_PREFERENCES, &[]).await?;
+    let preferences = out["preferences"].as_array().cloned().unwrap_or_default();
+    new.procedure(PUT_PREFERENCES, &json!({ "preferences": preferences }))
+        .await?;
+    progress.detail(&format!("{} preference(s)", preferences.len()));
+    Ok(())
+}
+
+/// Points the DID at the new host: submits the operation an earlier run had signed, or has the
+/// old host sign one with `token`. `false` when there is no token to sign with.
+async fn move_did(
+    old: &Host,
+    new: &Host,
+    did: &str,
+    token: Option<&str>,
+    options: &MigrateOptions,
+    state: &StateFile,
+    progress: &Progress,
+) -> Result<bool> {
+    let saved = state.signed_operation(did).map_err(MigrateError::Refused)?;
+    if let Some(operation) = saved {
+        progress.detail("submitting the DID operation signed in an earlier run");
+        match new
+            .procedure(SUBMIT_PLC_OPERATION, &json!({ "operation": operation }))
+            .await
+        {
+            Ok(_) => {
+                state.clear(did).map_err(MigrateError::Refused)?;
+                progress.detail("the DID points at the new host");
+                return Ok(true);
+            }
+            Err(e @ HostError::Xrpc { .. }) => {
+                // Stale (the DID changed since) or refused: a new one is needed.
+                progress.detail(&format!("it was not accepted ({e}); signing a new one"));
+                state.clear(did).map_err(MigrateError::Refused)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Some(token) = token else {
+        return Ok(false);
+    };
+    let credentials = new.query(GET_RECOMMENDED_CREDENTIALS, &[]).await?;
+    let mut rotation_keys: Vec<Value> = credentials["rotationKeys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for key in options.add_rotation_keys.iter().rev() {
+        pds_crypto::PublicKey::from_did_key(key)
+            .map_err(|e| MigrateError::Refused(format!("--add-rotation-key {key}: {e}")))?;
+        rotation_keys.retain(|k| k.as_str() != Some(key));
+        rotation_keys.insert(0, json!(key));
+    }
+    let signed = old
+        .procedure(
+            SIGN_PLC_OPERATION,
+            &json!({
+                "token": token.trim(),
+                "rotationKeys": rotation_keys,
+                "alsoKnownAs": credentials["alsoKnownAs"],
+                "verificationMethods": credentials["verificationMethods"],
+                "services": credentials["services"],
+            }),
+        )
+        .await
+        .map_err(|e| match e.xrpc_error() {
+            Some("InvalidToken" | "ExpiredToken") => MigrateError::Refused(format!(
+                "{e}\nrun this command again without --plc-token to have a new code e-mailed"
+            )),
+            _ => e.into(),
+        })?;
+    let operation = signed
+        .get("operation")
+        .filter(|op| op.is_object())
+        .ok_or_else(|| old.unexpected(SIGN_PLC_OPERATION, "no operation"))?;
+    state
+        .save_signed_operation(did, operation)
+        .map_err(MigrateError::Refused)?;
+    progress.detail(&format!(
+        "the old host signed the DID operation (kept in {} until submitted)",
+        state.path().display()
+    ));
+    new.procedure(SUBMIT_PLC_OPERATION, &json!({ "operation": operation }))
+        .await?;
+    state.clear(did).map_err(MigrateError::Refused)?;
+    progress.detail("the DID points at the new host");
+    Ok(true)
+}
+
+/// Where a did:web's document is published (`did:web:example.com` ->
+/// `https://example.com/.well-known/did.json`; a port is written `%3A` in the DID).
+pub fn did_web_document_url(did: &str) -> String {
+    let host = did.trim_start_matches("did:web:").replace("%3A", ":");
+    format!("https://{host}/.well-known/did.json")
+}
+
+/// The DID document a did:web account hosted by the new host has: its handle, the new host's
+/// signing key for it as `#atproto`, the new host as `#atproto_pds`, from
+/// `getRecommendedDidCredentials`.
+pub fn did_web_document(did: &str, credentials: &Value) -> std::result::Result<Value, String> {
+    let key = credentials["verificationMethods"]["atproto"]
+        .as_str()
+        .ok_or("no verificationMethods.atproto")?;
+    let multibase = key
+        .strip_prefix("did:key:")
+        .ok_or("the key is not a did:key")?;
+    let endpoint = credentials["services"]["atproto_pds"]["endpoint"]
+        .as_str()
+        .ok_or("no services.atproto_pds.endpoint")?;
+    Ok(json!({
+        "@context": [
+            "https://www.w3.org/ns/did/v1",
+            "https://w3id.org/security/multikey/v1",
+            "https://w3id.org/security/suites/secp256k1-2019/v1",
+        ],
+        "id": did,
+        "alsoKnownAs": credentials["alsoKnownAs"],
+        "verificationMethod": [{
+            "id": format!("{did}#atproto"),
+            "type": "Multikey",
+            "controller": did,
+            "publicKeyMultibase": multibase,
+        }],
+        "service": [{
+            "id": "#atproto_pds",
+            "type": "AtprotoPersonalDataServer",
+            "serviceEndpoint": endpoint,
+        }],
+    }))
+}
