@@ -1,9 +1,10 @@
 //! The `pds` command line.
 //!
 //! Exit codes: 0 success; 1 the server failed while running, a health check
-//! failed, or an account command (migrate, recover, rotation-key) failed; 2 the
-//! configuration is unusable (or the command line is wrong), with one line on
-//! standard error naming the setting; 3 an account command is waiting for the
+//! failed, an account command (migrate, recover, rotation-key) failed, or an
+//! operator command failed (a backup incomplete or refused, a restore refused, a
+//! repo failing verify-repos); 2 the configuration is unusable (or the command
+//! line is wrong), with one line on standard error naming the setting; 3 an account command is waiting for the
 //! code the host e-mailed (run it again with `--plc-token`) or, for a did:web,
 //! for its owner to publish the DID document it wrote (then run it again).
 
@@ -112,6 +113,32 @@ enum Command {
     RotationKey {
         #[command(subcommand)]
         command: RotationKeyCommand,
+    },
+    /// Back up the whole data directory into a new or empty directory while the server runs
+    /// (or not): a consistent snapshot of every SQLite database (SQLite's online backup), the
+    /// blobs the snapshot references (each checked against its CID), dev mode's secrets.toml,
+    /// and a manifest. Exits 1 if a referenced blob could not be copied (the backup says which).
+    Backup {
+        /// Where to write (created if missing; must be empty).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Restore a `pds backup` into the configured data directory (and blob directory), which
+    /// must be missing or empty; stop the server first. Every database and blob is checked
+    /// against the manifest or its CID on the way.
+    Restore {
+        /// The directory `pds backup` wrote.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
+    /// Check every repo in the data directory (read-only; works while the server runs): each
+    /// block against its CID, the commit signature against the account's key, the MST and its
+    /// records, the record index and the referenced blobs. One line per failing repo; exits 1
+    /// if any fails.
+    VerifyRepos {
+        /// Repos checked at once [default: one per CPU core].
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
     },
     /// A did:plc directory for development and tests.
     Plc {
@@ -305,6 +332,9 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Backup { out } => backup(cli.config, &out),
+        Command::Restore { from } => restore(cli.config, &from),
+        Command::VerifyRepos { jobs } => verify_repos(cli.config, jobs),
         Command::Plc {
             command: PlcCommand::Serve { port, bind, db },
         } => plc_serve(bind, port, &db),
@@ -429,6 +459,83 @@ fn export(config_path: Option<PathBuf>, account: &str, out: &Path) -> Result<(),
         summary.blobs,
         summary.preferences
     );
+    Ok(())
+}
+
+/// Prints a line of an operator command's output. A closed standard output (the output piped
+/// into `head`) must not stop a backup or a restore half way, so write errors are ignored.
+fn say(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+fn backup(config_path: Option<PathBuf>, out: &Path) -> Result<(), Failure> {
+    let config = Config::load(config_path.as_deref(), &env_var)?;
+    let summary = pds::ops::backup::backup(&config, out, &mut say).map_err(Failure::Runtime)?;
+    let manifest = &summary.manifest;
+    let db_bytes: u64 = manifest.databases.iter().map(|db| db.bytes).sum();
+    say(format!(
+        "backup written to {} in {:.1} s: {} databases ({}), {} blobs ({}){}",
+        out.display(),
+        summary.elapsed.as_secs_f64(),
+        manifest.databases.len(),
+        pds::ops::human_bytes(db_bytes),
+        manifest.blobs.count,
+        pds::ops::human_bytes(manifest.blobs.bytes),
+        if manifest.secrets_file {
+            ", secrets.toml"
+        } else {
+            ""
+        }
+    ));
+    if !summary.complete() {
+        return Err(Failure::Runtime(format!(
+            "the backup is incomplete: {} referenced blobs could not be copied (listed above \
+             and in manifest.json)",
+            manifest.blobs.missing.len()
+        )));
+    }
+    Ok(())
+}
+
+fn restore(config_path: Option<PathBuf>, from: &Path) -> Result<(), Failure> {
+    let config = Config::load(config_path.as_deref(), &env_var)?;
+    // Refused before anything is created.
+    pds::ops::restore::check_target(&config).map_err(Failure::Runtime)?;
+    pds::ops::Manifest::read(from).map_err(Failure::Runtime)?;
+    data_dir::prepare(&config)?;
+    let summary = pds::ops::restore::restore(&config, from, &mut say).map_err(Failure::Runtime)?;
+    say(format!(
+        "restored {} databases and {} blobs ({}) into {} in {:.1} s; start the server to use them",
+        summary.databases,
+        summary.blobs,
+        pds::ops::human_bytes(summary.blob_bytes),
+        config.storage.data_directory.display(),
+        summary.elapsed.as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn verify_repos(config_path: Option<PathBuf>, jobs: Option<usize>) -> Result<(), Failure> {
+    let config = Config::load(config_path.as_deref(), &env_var)?;
+    let jobs = jobs.unwrap_or_else(pds::ops::verify::default_jobs);
+    let summary =
+        pds::ops::verify::verify_repos(&config, jobs, &mut say).map_err(Failure::Runtime)?;
+    say(format!(
+        "checked {} repos ({} records, {} blocks, {} blob references) in {:.1} s: {} failed",
+        summary.repos,
+        summary.records,
+        summary.blocks,
+        summary.blob_refs,
+        summary.elapsed.as_secs_f64(),
+        summary.failed
+    ));
+    if summary.failed > 0 {
+        return Err(Failure::Runtime(format!(
+            "{} of {} repos failed verification",
+            summary.failed, summary.repos
+        )));
+    }
     Ok(())
 }
 

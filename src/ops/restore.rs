@@ -1,0 +1,303 @@
+//! `pds restore --from DIR`: puts a `pds backup` back as the configured data directory.
+//!
+//! Only into an empty place: the data directory and the blob directory must be missing or hold
+//! no files (empty directories are fine), so a restore can never mix two servers' data or
+//! overwrite a running server's (a server that has started on a directory has written its
+//! database there). Everything is checked while it is copied: each database against the
+//! manifest's sha256 and with SQLite's `quick_check`, each blob against its CID. Blobs go in
+//! first, then the secrets, and the databases last, each under a temporary name then linked
+//! into place (a link never replaces an existing file): until the databases appear, a server
+//! pointed at the directory would start empty rather than with half a restore.
+
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{BLOBS_DIR, DATABASES_DIR, Manifest, human_bytes};
+use crate::config::Config;
+use crate::config::secrets::SECRETS_FILE;
+use crate::state::DATABASE_FILE;
+
+/// What a restore did.
+#[derive(Debug)]
+pub struct RestoreSummary {
+    pub manifest: Manifest,
+    pub databases: usize,
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    pub elapsed: Duration,
+}
+
+/// Where restored blobs are written before they get their name: the blob store's own
+/// temporary directory, which the server clears at start.
+const BLOB_TMP_DIR: &str = ".tmp";
+/// How often blob progress is reported, at most.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Checks that restoring into `config`'s data and blob directories is allowed: both missing or
+/// without files. Call before creating them.
+pub fn check_target(config: &Config) -> Result<(), String> {
+    let storage = &config.storage;
+    for (what, dir) in [
+        ("data directory", &storage.data_directory),
+        ("blob directory", &storage.blobstore_disk_location),
+    ] {
+        let found = super::first_file_under(dir)
+            .map_err(|e| format!("looking into the {what} {}: {e}", dir.display()))?;
+        if let Some(file) = found {
+            return Err(format!(
+                "the {what} {} is not empty (it holds {}): restore only into an empty or \
+                 missing directory; stop the server and move the old data away first",
+                dir.display(),
+                file.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Restores the backup in `from` into `config`'s data directory and blob directory, which
+/// [`check_target`] must have accepted and which must exist. `progress` gets one line per step.
+pub fn restore(
+    config: &Config,
+    from: &Path,
+    progress: &mut dyn FnMut(String),
+) -> Result<RestoreSummary, String> {
+    let started = Instant::now();
+    let manifest = Manifest::read(from)?;
+    if !manifest.databases.iter().any(|db| db.file == DATABASE_FILE) {
+        return Err(format!(
+            "the backup holds no {DATABASE_FILE}: nothing to restore"
+        ));
+    }
+    // Cheap checks before anything is written.
+    for db in &manifest.databases {
+        let path = from.join(DATABASES_DIR).join(&db.file);
+        let len = std::fs::metadata(&path)
+            .map_err(|e| format!("the backup's {}: {e}", path.display()))?
+            .len();
+        if len != db.bytes {
+            return Err(format!(
+                "the backup's {} is {len} bytes, its manifest says {}: the backup is damaged",
+                path.display(),
+                db.bytes
+            ));
+        }
+    }
+    if manifest.secrets_file && !from.join(SECRETS_FILE).is_file() {
+        return Err(format!(
+            "the manifest lists {SECRETS_FILE} but the backup does not hold it"
+        ));
+    }
+    check_target(config)?;
+    progress(format!(
+        "restoring the backup of {} (pds {}) from {}: {} databases, {} blobs ({})",
+        manifest.started_at,
+        manifest.pds_version,
+        from.display(),
+        manifest.databases.len(),
+        manifest.blobs.count,
+        human_bytes(manifest.blobs.bytes)
+    ));
+    for missing in &manifest.blobs.missing {
+        progress(format!(
+            "warning: blob {} {} was missing when the backup was made ({}); records that \
+             reference it will point at nothing",
+            missing.did, missing.cid, missing.reason
+        ));
+    }
+
+    let (blobs, blob_bytes) = write_restore(config, from, &manifest, progress).map_err(|e| {
+        format!(
+            "{e} (the data directory {} and blob directory {} may hold part of the restore: \
+             empty them before trying again)",
+            config.storage.data_directory.display(),
+            config.storage.blobstore_disk_location.display()
+        )
+    })?;
+    Ok(RestoreSummary {
+        databases: manifest.databases.len(),
+        manifest,
+        blobs,
+        blob_bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Writes the checked backup into place: blobs, secrets, then databases. Returns the blob
+/// count and bytes.
+fn write_restore(
+    config: &Config,
+    from: &Path,
+    manifest: &Manifest,
+    progress: &mut dyn FnMut(String),
+) -> Result<(u64, u64), String> {
+    let data_dir = &config.storage.data_directory;
+    let blob_root = &config.storage.blobstore_disk_location;
+    let (blobs, blob_bytes) = restore_blobs(&from.join(BLOBS_DIR), blob_root, progress)?;
+    if blobs != manifest.blobs.count {
+        return Err(format!(
+            "the backup holds {blobs} blobs, its manifest says {}: the backup is damaged",
+            manifest.blobs.count,
+        ));
+    }
+    super::sync_file_system(blob_root)
+        .map_err(|e| format!("syncing {}: {e}", blob_root.display()))?;
+
+    if manifest.secrets_file {
+        let target = data_dir.join(SECRETS_FILE);
+        let source = std::fs::File::open(from.join(SECRETS_FILE))
+            .map_err(|e| format!("reading the backup's {SECRETS_FILE}: {e}"))?;
+        let to = super::create_private(&target)
+            .map_err(|e| format!("writing {}: {e}", target.display()))?;
+        super::copy_hashed(source, &to).map_err(|e| format!("writing {SECRETS_FILE}: {e}"))?;
+        to.sync_all()
+            .map_err(|e| format!("writing {SECRETS_FILE}: {e}"))?;
+        progress(format!("{SECRETS_FILE} restored"));
+    }
+
+    // Each database is copied and checked under a temporary name first, then all are linked
+    // into place.
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let result = (|| {
+        for db in &manifest.databases {
+            let source = from.join(DATABASES_DIR).join(&db.file);
+            let target = data_dir.join(&db.file);
+            let temporary = data_dir.join(format!("{}.restoring", db.file));
+            staged.push((temporary.clone(), target));
+            let t = Instant::now();
+            let (bytes, digest) = std::fs::File::open(&source)
+                .and_then(|from| {
+                    let to = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&temporary)?;
+                    let copied = super::copy_hashed(from, BufWriter::new(&to))?;
+                    to.sync_all()?;
+                    Ok(copied)
+                })
+                .map_err(|e| format!("copying {}: {e}", db.file))?;
+            if bytes != db.bytes || super::hex(&digest) != db.sha256 {
+                return Err(format!(
+                    "{} in the backup does not match its manifest (sha256): the backup is damaged",
+                    db.file
+                ));
+            }
+            let conn = rusqlite::Connection::open_with_flags(
+                &temporary,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .map_err(|e| format!("opening the restored {}: {e}", db.file))?;
+            super::backup::check_database(&conn).map_err(|e| format!("{}: {e}", db.file))?;
+            drop(conn);
+            progress(format!(
+                "database {}: {} restored and checked in {:.1} s",
+                db.file,
+                human_bytes(bytes),
+                t.elapsed().as_secs_f64()
+            ));
+        }
+        for (temporary, target) in &staged {
+            std::fs::hard_link(temporary, target).map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => format!(
+                    "{} appeared during the restore: is a server running on this data \
+                     directory? Stop it, clear the directory and restore again",
+                    target.display()
+                ),
+                _ => format!("putting {} in place: {e}", target.display()),
+            })?;
+        }
+        Ok(())
+    })();
+    for (temporary, _) in &staged {
+        let _ = std::fs::remove_file(temporary);
+    }
+    result?;
+    super::sync_dir(data_dir).map_err(|e| format!("syncing {}: {e}", data_dir.display()))?;
+    Ok((blobs, blob_bytes))
+}
+
+/// Copies `from/<did>/<cid>` into `blob_root/<did>/<cid>`, each checked against its CID and
+/// written under a temporary name first. Returns the count and bytes.
+fn restore_blobs(
+    from: &Path,
+    blob_root: &Path,
+    progress: &mut dyn FnMut(String),
+) -> Result<(u64, u64), String> {
+    let tmp_dir = blob_root.join(BLOB_TMP_DIR);
+    std::fs::create_dir_all(&tmp_dir)
+        .map_err(|e| format!("creating {}: {e}", tmp_dir.display()))?;
+    let listing = |dir: &Path| -> Result<Vec<(String, PathBuf, bool)>, String> {
+        let fail = |e: io::Error| format!("listing the backup's {}: {e}", dir.display());
+        let mut entries = Vec::new();
+        let read = match std::fs::read_dir(dir) {
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(entries),
+            Err(e) => return Err(fail(e)),
+        };
+        for entry in read {
+            let entry = entry.map_err(fail)?;
+            let name = entry.file_name().into_string().map_err(|name| {
+                format!(
+                    "unexpected file {:?} in the backup's blobs",
+                    dir.join(name).display()
+                )
+            })?;
+            let is_dir = entry.file_type().map_err(fail)?.is_dir();
+            entries.push((name, entry.path(), is_dir));
+        }
+        entries.sort();
+        Ok(entries)
+    };
+    let (mut count, mut bytes) = (0u64, 0u64);
+    let mut last_report = Instant::now();
+    for (did, did_dir, is_dir) in listing(from)? {
+        if !is_dir || pds_syntax::Did::new(&did).is_err() {
+            return Err(format!(
+                "unexpected {} in the backup's blobs: not an account's directory",
+                did_dir.display()
+            ));
+        }
+        for (name, source, is_dir) in listing(&did_dir)? {
+            let cid = match pds_ipld::parse_cid(&name) {
+                Ok(cid) if !is_dir => cid,
+                _ => {
+                    return Err(format!(
+                        "unexpected {} in the backup's blobs: not a blob",
+                        source.display()
+                    ));
+                }
+            };
+            let target = super::blob_path(blob_root, &did, &cid)
+                .ok_or_else(|| format!("unexpected {} in the backup's blobs", did_dir.display()))?;
+            let temporary = tmp_dir.join(format!("restore-{did}-{name}"));
+            let (n, digest) = std::fs::File::open(&source)
+                .and_then(|from| {
+                    let to = std::fs::File::create(&temporary)?;
+                    super::copy_hashed(from, BufWriter::new(to))
+                })
+                .map_err(|e| format!("copying blob {did} {name}: {e}"))?;
+            if crate::blobs::raw_cid(&digest) != cid {
+                let _ = std::fs::remove_file(&temporary);
+                return Err(format!(
+                    "blob {} does not match its CID: the backup is damaged",
+                    source.display()
+                ));
+            }
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            }
+            std::fs::rename(&temporary, &target)
+                .map_err(|e| format!("putting {} in place: {e}", target.display()))?;
+            count += 1;
+            bytes += n;
+            if last_report.elapsed() >= PROGRESS_EVERY {
+                last_report = Instant::now();
+                progress(format!("blobs: {count} restored ({})", human_bytes(bytes)));
+            }
+        }
+    }
+    progress(format!("blobs: {count} restored ({})", human_bytes(bytes)));
+    Ok((count, bytes))
+}
