@@ -100,10 +100,9 @@ pub async fn export_account(
             if crate::blobs::raw_cid(&hasher.finalize().into()) != cid {
                 return Err(format!("blob {cid} on disk does not match its CID"));
             }
-            let mime: String = conn
-                .prepare_cached("SELECT mime_type FROM blob WHERE did = ?1 AND cid = ?2")
-                .and_then(|mut stmt| stmt.query_row((&did, text), |r| r.get(0)))
-                .map_err(|e| format!("reading blob {cid}'s media type: {e}"))?;
+            let mime = crate::blobs::mime_type(conn, &did, text)
+                .map_err(|e| format!("reading blob {cid}'s media type: {e}"))?
+                .ok_or_else(|| format!("blob {cid} is listed but not stored"))?;
             mime_types.insert(text.clone(), mime.into());
             blobs += 1;
         }

@@ -58,8 +58,14 @@ enum Command {
         /// The new host's URL [default: this server, at the address configured here].
         #[arg(long, value_name = "URL")]
         to: Option<String>,
-        /// The code the old host e-mailed (the first run asks for it and stops).
-        #[arg(long, value_name = "CODE")]
+        /// The code the old host e-mailed (the first run asks for it and stops); also read from
+        /// PDS_PLC_TOKEN, which keeps it out of the process list.
+        #[arg(
+            long,
+            value_name = "CODE",
+            env = "PDS_PLC_TOKEN",
+            hide_env_values = true
+        )]
         plc_token: Option<String>,
         /// The handle on the new host [default: the current one].
         #[arg(long)]
@@ -79,6 +85,10 @@ enum Command {
         /// Where the migration keeps its state [default: <data directory>/migrations].
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// The did:plc directory, read for the DID's current rotation keys [default: the one
+        /// configured here].
+        #[arg(long, value_name = "URL")]
+        plc_url: Option<String>,
     },
     /// Bring an account back from a `pds export` backup when its old host is gone, with a
     /// rotation key you hold (see `pds rotation-key`). Resumable. The password for the account
@@ -183,12 +193,21 @@ enum RotationKeyCommand {
         /// The account's host [default: this server, at the address configured here].
         #[arg(long, value_name = "URL")]
         host: Option<String>,
-        /// The code the host e-mailed.
-        #[arg(long, value_name = "CODE")]
+        /// The code the host e-mailed; also read from PDS_PLC_TOKEN.
+        #[arg(
+            long,
+            value_name = "CODE",
+            env = "PDS_PLC_TOKEN",
+            hide_env_values = true
+        )]
         plc_token: Option<String>,
         /// The did:plc directory [default: the one configured here].
         #[arg(long, value_name = "URL")]
         plc_url: Option<String>,
+        /// Where the signed operation is kept until submitted [default: <data
+        /// directory>/migrations].
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
 }
 
@@ -240,22 +259,21 @@ fn main() -> ExitCode {
             add_rotation_key,
             allow_missing_blobs,
             state_dir,
+            plc_url,
         } => {
             let local = LocalDefaults::new(cli.config);
             account_command(|password| async move {
                 let options = migrate::MigrateOptions {
                     to: local.url(to)?,
-                    state_dir: match state_dir {
-                        Some(dir) => dir,
-                        None => local.config()?.storage.data_directory.join("migrations"),
-                    },
+                    state_dir: local.state_dir(state_dir)?,
                     from,
                     account,
                     password,
                     handle,
                     email,
                     invite_code,
-                    plc_token,
+                    plc_token: plc_token.map(migrate::Secret::new),
+                    plc_url: local.plc_url(plc_url)?,
                     add_rotation_keys: add_rotation_key,
                     allow_missing_blobs,
                 };
@@ -309,17 +327,19 @@ fn main() -> ExitCode {
                     host,
                     plc_token,
                     plc_url,
+                    state_dir,
                 },
         } => {
             let local = LocalDefaults::new(cli.config);
             account_command(|password| async move {
                 let options = migrate::rotation_key::AddOptions {
+                    state_dir: local.state_dir(state_dir)?,
                     host: local.url(host)?,
                     plc_url: local.plc_url(plc_url)?,
                     account,
                     password,
                     key,
-                    plc_token,
+                    plc_token: plc_token.map(migrate::Secret::new),
                 };
                 match migrate::rotation_key::add(&options)
                     .await
@@ -384,6 +404,14 @@ impl LocalDefaults {
         }
     }
 
+    /// `given`, or `<data directory>/migrations`.
+    fn state_dir(&self, given: Option<PathBuf>) -> Result<PathBuf, Failure> {
+        match given {
+            Some(dir) => Ok(dir),
+            None => Ok(self.config()?.storage.data_directory.join("migrations")),
+        }
+    }
+
     fn plc_url(&self, given: Option<String>) -> Result<String, Failure> {
         match given {
             Some(url) => Ok(url),
@@ -396,13 +424,14 @@ impl LocalDefaults {
 /// on the terminal), then runs `command` with it on a single-threaded runtime.
 fn account_command<F, Fut>(command: F) -> Result<(), Failure>
 where
-    F: FnOnce(String) -> Fut,
+    F: FnOnce(migrate::Secret) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
     let password = match env_var("PDS_ACCOUNT_PASSWORD") {
         Some(password) => password,
         None => pds::migrate::password_prompt::ask("Account password: ").map_err(runtime)?,
     };
+    let password = migrate::Secret::new(password);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -199,29 +199,9 @@ fn session(server: &TestServer, identifier: &str) -> (u16, Value) {
 /// Fills `token`'s account with 980 likes, 20 posts with an image each (20 blobs), a profile and
 /// preferences. Returns the blobs' CIDs.
 fn fill(server: &TestServer, token: &str, did: &str) -> Vec<String> {
-    let mut blobs = Vec::new();
-    for n in 0..20 {
-        let res = http()
-            .post(server.url("/xrpc/com.atproto.repo.uploadBlob"))
-            .bearer_auth(token)
-            .header("content-type", "image/png")
-            .body(png(n))
-            .send()
-            .unwrap();
-        assert_eq!(res.status().as_u16(), 200);
-        let blob = res.json::<Value>().unwrap()["blob"].clone();
-        blobs.push(blob["ref"]["$link"].as_str().unwrap().to_owned());
-        let (status, body) = post(
-            server,
-            "com.atproto.repo.createRecord",
-            Some(token),
-            json!({"repo": did, "collection": POST, "record": {
-                "$type": POST, "text": format!("picture {n}"), "createdAt": "2024-01-01T00:00:00.000Z",
-                "embed": {"$type": "app.bsky.embed.images", "images": [{"alt": "", "image": blob}]},
-            }}),
-        );
-        assert_eq!(status, 200, "{body}");
-    }
+    let blobs: Vec<String> = (0..20)
+        .map(|n| post_picture(server, token, did, n).0)
+        .collect();
     for batch in 0..5 {
         let writes: Vec<Value> = (0..196)
             .map(|i| json!({"$type": "com.atproto.repo.applyWrites#create", "collection": LIKE, "value": {
@@ -261,6 +241,33 @@ fn fill(server: &TestServer, token: &str, did: &str) -> Vec<String> {
     blobs
 }
 
+/// Uploads image `n` and posts it. Returns the blob's CID and the post's URI.
+fn post_picture(server: &TestServer, token: &str, did: &str, n: usize) -> (String, String) {
+    let res = http()
+        .post(server.url("/xrpc/com.atproto.repo.uploadBlob"))
+        .bearer_auth(token)
+        .header("content-type", "image/png")
+        .body(png(n))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let blob = res.json::<Value>().unwrap()["blob"].clone();
+    let (status, body) = post(
+        server,
+        "com.atproto.repo.createRecord",
+        Some(token),
+        json!({"repo": did, "collection": POST, "record": {
+            "$type": POST, "text": format!("picture {n}"), "createdAt": "2024-01-01T00:00:00.000Z",
+            "embed": {"$type": "app.bsky.embed.images", "images": [{"alt": "", "image": blob}]},
+        }}),
+    );
+    assert_eq!(status, 200, "{body}");
+    (
+        blob["ref"]["$link"].as_str().unwrap().to_owned(),
+        body["uri"].as_str().unwrap().to_owned(),
+    )
+}
+
 fn preferences(server: &TestServer, did: &str) -> Value {
     let (status, body) = session(server, did);
     assert_eq!(status, 200, "{body}");
@@ -271,6 +278,7 @@ fn preferences(server: &TestServer, did: &str) -> Value {
 }
 
 fn migrate_args<'a>(
+    plc: &'a LocalPlc,
     from: &'a str,
     to: &'a str,
     state: &'a str,
@@ -285,6 +293,8 @@ fn migrate_args<'a>(
         to,
         "--state-dir",
         state,
+        "--plc-url",
+        &plc.url,
     ];
     if let Some(token) = token {
         args.extend(["--plc-token", token]);
@@ -311,7 +321,10 @@ fn pds_migrate_moves_an_account_killed_at_every_step_and_back() {
     // Killed at the start of each step before the DID moves; every run picks up from there.
     let servers = [&a, &b];
     for marker in ["[2/9]", "[3/9]", "repository:", "blob 1/", "[5/9]", "[6/9]"] {
-        let run = run_account_command(&migrate_args(a_url, b_url, state_dir, None), Some(marker));
+        let run = run_account_command(
+            &migrate_args(&plc, a_url, b_url, state_dir, None),
+            Some(marker),
+        );
         assert!(
             matches!(run, Run::Killed),
             "the run ended before {marker}: {run:?}"
@@ -326,7 +339,7 @@ fn pds_migrate_moves_an_account_killed_at_every_step_and_back() {
 
     // Without the e-mailed code, it copies everything, asks for the code and stops (exit 3).
     let (code, stdout) = exited(run_account_command(
-        &migrate_args(a_url, b_url, state_dir, None),
+        &migrate_args(&plc, a_url, b_url, state_dir, None),
         None,
     ));
     assert_eq!(code, 3, "{stdout}");
@@ -341,7 +354,7 @@ fn pds_migrate_moves_an_account_killed_at_every_step_and_back() {
     // as activation and deactivation start.
     for marker in ["the old host signed the DID operation", "[8/9]", "[9/9]"] {
         let run = run_account_command(
-            &migrate_args(a_url, b_url, state_dir, Some(&token)),
+            &migrate_args(&plc, a_url, b_url, state_dir, Some(&token)),
             Some(marker),
         );
         assert!(
@@ -351,7 +364,7 @@ fn pds_migrate_moves_an_account_killed_at_every_step_and_back() {
         assert_hosted(&plc, &did, &servers, &format!("killed at {marker}"));
     }
     let (code, stdout) = exited(run_account_command(
-        &migrate_args(a_url, b_url, state_dir, Some(&token)),
+        &migrate_args(&plc, a_url, b_url, state_dir, Some(&token)),
         None,
     ));
     assert_eq!(code, 0, "{stdout}");
@@ -369,7 +382,7 @@ fn pds_migrate_moves_an_account_killed_at_every_step_and_back() {
     for cid in &blobs {
         assert_eq!(
             blob_bytes(&b, &did, cid),
-            blob_bytes_from_backup(&blobs, cid),
+            uploaded_bytes(&blobs, cid),
             "blob {cid}"
         );
     }
@@ -409,6 +422,10 @@ fn pds_migrate_moves_an_account_killed_at_every_step_and_back() {
         seen[..activated].iter().any(|(k, _)| k == "#identity"),
         "{seen:?}"
     );
+    assert!(
+        seen[activated..].iter().any(|(k, _)| k == "#sync"),
+        "the re-signed commit follows the activation: {seen:?}"
+    );
     // On A: deactivated, and sync says so.
     assert!(!repo_active(&a, &did));
     let (status, body) = get(
@@ -424,28 +441,54 @@ fn pds_migrate_moves_an_account_killed_at_every_step_and_back() {
 
     // Running it again changes nothing.
     let (code, stdout) = exited(run_account_command(
-        &migrate_args(a_url, b_url, state_dir, Some(&token)),
+        &migrate_args(&plc, a_url, b_url, state_dir, Some(&token)),
         None,
     ));
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("already deactivated"), "{stdout}");
 
+    // On B, the account replaces a picture: A, where the old copy still is, holds as many blobs
+    // as the records now reference, but not the new one.
+    let (status, on_b) = session(&b, "alice.test");
+    assert_eq!(status, 200, "{on_b}");
+    let b_token = on_b["accessJwt"].as_str().unwrap();
+    let first_picture = before
+        .keys()
+        .find(|uri| uri.contains(POST))
+        .unwrap()
+        .clone();
+    let (status, body) = post(
+        &b,
+        "com.atproto.repo.deleteRecord",
+        Some(b_token),
+        json!({"repo": did, "collection": POST, "rkey": first_picture.rsplit('/').next().unwrap()}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (new_blob, _) = post_picture(&b, b_token, &did, 20);
+    let before = records(&b, &did);
+    assert_eq!(before.len(), 1001);
+
     // And back from B to A (where the deactivated account still is).
     let (code, stdout) = exited(run_account_command(
-        &migrate_args(b_url, a_url, state_dir, None),
+        &migrate_args(&plc, b_url, a_url, state_dir, None),
         None,
     ));
     assert_eq!(code, 3, "{stdout}");
     assert!(stdout.contains("already there"), "{stdout}");
     let token = plc_operation_code(&b, &alice.email).expect("B e-mailed a code");
     let (code, stdout) = exited(run_account_command(
-        &migrate_args(b_url, a_url, state_dir, Some(&token)),
+        &migrate_args(&plc, b_url, a_url, state_dir, Some(&token)),
         None,
     ));
     assert_eq!(code, 0, "{stdout}");
     assert_eq!(pds_of(&plc, &did), public_url(&a));
     assert!(repo_active(&a, &did) && !repo_active(&b, &did));
     assert_eq!(records(&a, &did), before);
+    assert_eq!(
+        blob_bytes(&a, &did, &new_blob),
+        png(20),
+        "the new picture came along"
+    );
     assert_eq!(preferences(&a, &did), prefs);
     let (status, body) = session(&a, "alice.test");
     assert_eq!(
@@ -456,7 +499,7 @@ fn pds_migrate_moves_an_account_killed_at_every_step_and_back() {
 }
 
 /// The bytes uploaded as blob `cid` in [`fill`] (the n-th image).
-fn blob_bytes_from_backup(blobs: &[String], cid: &str) -> Vec<u8> {
+fn uploaded_bytes(blobs: &[String], cid: &str) -> Vec<u8> {
     png(blobs.iter().position(|c| c == cid).unwrap())
 }
 
@@ -603,10 +646,7 @@ fn an_account_comes_back_from_its_backup_with_its_own_rotation_key() {
     assert!(repo_active(&b, &did));
     assert_eq!(records(&b, &did), before);
     for cid in &blobs {
-        assert_eq!(
-            blob_bytes(&b, &did, cid),
-            blob_bytes_from_backup(&blobs, cid)
-        );
+        assert_eq!(blob_bytes(&b, &did, cid), uploaded_bytes(&blobs, cid));
     }
     assert_eq!(preferences(&b, &did), prefs);
     let data: Value = http()
@@ -735,10 +775,7 @@ fn a_did_web_account_moves_once_its_owner_publishes_the_new_document() {
     assert!(repo_active(&b, &did) && !repo_active(&a, &did));
     assert_eq!(records(&b, &did), before);
     for cid in &blobs {
-        assert_eq!(
-            blob_bytes(&b, &did, cid),
-            blob_bytes_from_backup(&blobs, cid)
-        );
+        assert_eq!(blob_bytes(&b, &did, cid), uploaded_bytes(&blobs, cid));
     }
     let (status, body) = session(&b, "dave.test");
     assert_eq!(

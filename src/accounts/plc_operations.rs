@@ -265,11 +265,28 @@ pub async fn submit(ctx: &AppContext, did: &str, operation: &serde_json::Value) 
     // same request (announced with its identity): otherwise, until the client's activateAccount
     // arrives, the DID would point at a host that does not serve the account while the old host
     // no longer has the DID, and a client that stops in between would leave it so.
-    if account.deactivated && moved_here && migration::copy_is_complete(ctx, did).await? {
-        status::activate(ctx, did).await?;
-    } else {
-        identity_service::identity_changed(ctx, did, None, &account.handle).await;
+    //
+    // The directory has accepted the operation, so nothing after this fails the request: a
+    // client told "failed" would throw away an operation that took effect. What cannot be done
+    // now is logged, and the client's activateAccount (or a re-run of `pds migrate`) does it.
+    let complete = account.deactivated
+        && moved_here
+        && match migration::copy_is_complete(ctx, did).await {
+            Ok(complete) => complete,
+            Err(e) => {
+                tracing::warn!(%did, error = %e, "submitPlcOperation: could not check the copy; not activating");
+                false
+            }
+        };
+    if complete {
+        match status::activate(ctx, did).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(%did, error = %e, "submitPlcOperation: the DID moved here, but activating failed");
+            }
+        }
     }
+    identity_service::identity_changed(ctx, did, None, &account.handle).await;
     Ok(())
 }
 

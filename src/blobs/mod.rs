@@ -768,5 +768,12 @@ pub fn list_missing(
     Ok(rows)
 }
 
+/// The media type `did`'s blob `cid` was uploaded as, if it is stored.
+pub fn mime_type(conn: &Connection, did: &str, cid: &str) -> Result<Option<String>, BlobError> {
+    use rusqlite::OptionalExtension;
+    let mut stmt = conn.prepare_cached("SELECT mime_type FROM blob WHERE did = ?1 AND cid = ?2")?;
+    Ok(stmt.query_row((did, cid), |r| r.get(0)).optional()?)
+}
+
 #[cfg(test)]
 mod tests;

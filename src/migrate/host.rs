@@ -16,6 +16,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(120);
 const USER_AGENT: &str = concat!("pds/", env!("CARGO_PKG_VERSION"));
 /// The most of an error body read to report it.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The most of a JSON answer read (the largest, preferences or a page of missing blobs, are far
+/// smaller): a host cannot make the command hold an endless body.
+const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 
 /// What went wrong talking to a host.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +87,21 @@ impl Host {
             message,
         };
         let url = url::Url::parse(&base).map_err(|e| transport(format!("not a URL: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        let Some(host) = url.host() else {
             return Err(transport("not an http(s) URL with a host".to_owned()));
+        };
+        match url.scheme() {
+            "https" => {}
+            // The account password goes to these hosts: in clear text only over loopback.
+            "http" if is_loopback(&host) => {}
+            "http" => {
+                return Err(transport(
+                    "plain http sends the account password unencrypted: use https (http is \
+                     accepted only for loopback addresses)"
+                        .to_owned(),
+                ));
+            }
+            _ => return Err(transport("not an http(s) URL with a host".to_owned())),
         }
         let tls = pds_identity::tls_config().map_err(|e| transport(e.to_string()))?;
         let http = reqwest::Client::builder()
@@ -93,6 +109,8 @@ impl Host {
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
             .user_agent(USER_AGENT)
+            // A redirect would send the password (a procedure's body) on to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .http1_only()
             .build()
             .map_err(|e| transport(format!("building the HTTP client: {e}")))?;
@@ -223,11 +241,21 @@ impl Host {
         })
     }
 
-    async fn json(&self, nsid: &str, response: reqwest::Response) -> Result<Value> {
-        let body = response
-            .bytes()
+    async fn json(&self, nsid: &str, mut response: reqwest::Response) -> Result<Value> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| self.transport(nsid, &e))?;
+            .map_err(|e| self.transport(nsid, &e))?
+        {
+            if body.len() + chunk.len() > MAX_JSON_BODY {
+                return Err(self.unexpected(
+                    nsid,
+                    format!("the answer is larger than {MAX_JSON_BODY} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
         if body.is_empty() {
             return Ok(Value::Null);
         }
@@ -276,5 +304,39 @@ pub fn text_field(host: &Host, nsid: &str, output: &Value, key: &str) -> Result<
     output[key]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| host.unexpected(nsid, format!("no `{key}` in {output}")))
+        // Only the key: the output may hold tokens.
+        .ok_or_else(|| host.unexpected(nsid, format!("no `{key}` in the answer")))
+}
+
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_goes_in_clear_text_only_to_loopback() {
+        for ok in [
+            "https://pds.example.com",
+            "http://127.0.0.1:2583",
+            "http://localhost:2583/",
+            "http://[::1]:2583",
+        ] {
+            assert!(Host::new(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://pds.example.com",
+            "http://10.0.0.2",
+            "ftp://pds.example.com",
+            "pds.example.com",
+        ] {
+            assert!(Host::new(refused).is_err(), "{refused}");
+        }
+    }
 }

@@ -60,7 +60,29 @@ const CAR_MIME: &str = "application/vnd.ipld.car";
 const CREATE_ACCOUNT_TOKEN_SECS: i64 = 10 * 60;
 /// How many times the repo is copied again when the old host's account keeps writing.
 const MAX_COPY_ROUNDS: usize = 3;
-const MISSING_BLOBS_PAGE: &str = "500";
+pub(crate) const MISSING_BLOBS_PAGE: &str = "500";
+/// Most rotation keys a did:plc may list (the did:plc specification).
+pub(crate) const MAX_ROTATION_KEYS: usize = 5;
+
+/// A password or an e-mailed code: shown as `<secret>` when the options are printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: String) -> Secret {
+        Secret(text)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
 
 /// What `pds migrate` is asked to do.
 #[derive(Debug, Clone)]
@@ -72,16 +94,18 @@ pub struct MigrateOptions {
     /// The account on the old host: handle, DID or e-mail.
     pub account: String,
     /// Its password (the new host gets the same one).
-    pub password: String,
+    pub password: Secret,
     /// The handle on the new host (default: the current one).
     pub handle: Option<String>,
     /// The e-mail on the new host (default: the one the old host has).
     pub email: Option<String>,
     pub invite_code: Option<String>,
     /// The code the old host e-mailed for signing the DID operation.
-    pub plc_token: Option<String>,
+    pub plc_token: Option<Secret>,
     /// Rotation keys (did:key) the account's owner holds, to list first in the DID.
     pub add_rotation_keys: Vec<String>,
+    /// The did:plc directory, read for the DID's current rotation keys.
+    pub plc_url: String,
     /// Move even when blobs the records reference are missing on the old host too.
     pub allow_missing_blobs: bool,
     /// Where the migration's state file goes (one file per DID).
@@ -121,7 +145,34 @@ pub enum MigrateError {
     Refused(String),
 }
 
-type Result<T> = std::result::Result<T, MigrateError>;
+pub(crate) type Result<T> = std::result::Result<T, MigrateError>;
+
+pub(crate) fn refused(message: impl Into<String>) -> MigrateError {
+    MigrateError::Refused(message.into())
+}
+
+/// Checks the DID a host signed `account` in as: a did:plc or did:web (it names files here and
+/// goes into requests), and the one asked for when `account` is a DID.
+pub(crate) fn checked_did(did: &str, account: &str) -> Result<()> {
+    let parsed = pds_syntax::Did::new(did)
+        .map_err(|e| refused(format!("the host signed in as {did:?}, not a DID: {e}")))?;
+    if !matches!(parsed.method(), "plc" | "web") {
+        return Err(refused(format!(
+            "the host signed in as {did}: only did:plc and did:web accounts move"
+        )));
+    }
+    if account.starts_with("did:") && account != did {
+        return Err(refused(format!(
+            "asked for {account}, the host signed in as {did}"
+        )));
+    }
+    Ok(())
+}
+
+/// The name a DID's files go by in the state directory (`:` is not allowed in every file system).
+pub(crate) fn file_stem(did: &str) -> String {
+    did.replace(':', "_")
+}
 
 const STEPS: usize = 9;
 
@@ -136,7 +187,8 @@ pub async fn migrate(options: &MigrateOptions) -> Result<Outcome> {
         "login",
         &format!("signing in to the old host {}", old.url()),
     );
-    let session = create_session(&old, &options.account, &options.password).await?;
+    let session = create_session(&old, &options.account, options.password.expose()).await?;
+    checked_did(&session.did, &options.account)?;
     let old = old.signed_in(&session.access_token);
     let new_service = text_field(
         &new,
@@ -165,30 +217,30 @@ pub async fn migrate(options: &MigrateOptions) -> Result<Outcome> {
         new.url()
     ));
     let did = session.did.clone();
-    let state = StateFile::new(
-        options
-            .state_dir
-            .join(format!("{}.json", did.replace(':', "_"))),
-    );
+    let state = StateFile::open(options.state_dir.join(format!("{}.json", file_stem(&did))))
+        .map_err(MigrateError::Refused)?;
 
     progress.step(2, "account", "the account on the new host");
     let new = new_host_account(&old, &new, &new_service, &session, options, &progress).await?;
     let mut status = AccountStatus::of(&new).await?;
 
     let mut old_commit = String::new();
-    if status.activated && status.valid_did {
+    if status.valid_did {
+        // The DID points at the new host already (an earlier run moved it): the copy was
+        // checked before that, and the old host is not needed again until step 9. The account
+        // must be active where its DID points, so nothing here may stop activation.
+        state.clear(&did).map_err(MigrateError::Refused)?;
         for (n, name) in [
             (3, "repo"),
             (4, "blobs"),
             (5, "preferences"),
             (6, "verify"),
             (7, "identity"),
-            (8, "activate"),
         ] {
             progress.step(
                 n,
                 name,
-                "done in an earlier run: the account is active on the new host",
+                "done in an earlier run: the DID points at the new host",
             );
         }
     } else {
@@ -223,11 +275,19 @@ pub async fn migrate(options: &MigrateOptions) -> Result<Outcome> {
                         .to_owned(),
                 ));
             }
-            let unaccounted = status.expected_blobs.saturating_sub(status.imported_blobs);
-            if unaccounted > missing.len() as u64 {
+            // The new host's own list, not its counts: a count of stored blobs includes blobs
+            // no record references any more.
+            let unaccounted: Vec<String> = missing_blobs(&new)
+                .await?
+                .into_iter()
+                .filter(|cid| !missing.contains(cid))
+                .collect();
+            if !unaccounted.is_empty() {
                 return Err(MigrateError::Refused(format!(
-                    "the new host holds {} of {} blobs; run again to copy the rest",
-                    status.imported_blobs, status.expected_blobs
+                    "the new host still lacks {} blob(s) the records reference ({}); run again to \
+                     copy them",
+                    unaccounted.len(),
+                    unaccounted.join(", ")
                 )));
             }
             progress.detail(&format!(
@@ -235,28 +295,26 @@ pub async fn migrate(options: &MigrateOptions) -> Result<Outcome> {
                 status.repo_commit,
                 status.indexed_records,
                 status.repo_blocks,
-                status.imported_blobs,
+                status.expected_blobs - missing.len() as u64,
                 status.expected_blobs
             ));
             break;
         }
 
         progress.step(7, "identity", "pointing the DID at the new host");
-        if status.valid_did {
-            progress.detail("the DID already points at the new host");
-        } else if did.starts_with("did:web:") {
+        if did.starts_with("did:web:") {
             let credentials = new.query(GET_RECOMMENDED_CREDENTIALS, &[]).await?;
             let document = did_web_document(&did, &credentials)
                 .map_err(|e| new.unexpected(GET_RECOMMENDED_CREDENTIALS, e))?;
             let path = options
                 .state_dir
-                .join(format!("{}.did.json", did.replace(':', "_")));
+                .join(format!("{}.did.json", file_stem(&did)));
             let text = serde_json::to_string_pretty(&document).expect("JSON values serialize");
-            std::fs::create_dir_all(&options.state_dir)
-                .and_then(|()| std::fs::write(&path, format!("{text}\n")))
-                .map_err(|e| MigrateError::Refused(format!("writing {}: {e}", path.display())))?;
+            state::write_durably(&path, format!("{text}\n").as_bytes())
+                .map_err(MigrateError::Refused)?;
             progress.detail(&format!(
-                "a did:web moves when its owner publishes its new document: put {} at {} and run this command again",
+                "a did:web moves when its owner publishes its new document: put {} at {} \
+                 (keeping any other entries of the current document) and run this command again",
                 path.display(),
                 did_web_document_url(&did)
             ));
@@ -264,34 +322,33 @@ pub async fn migrate(options: &MigrateOptions) -> Result<Outcome> {
                 progress.detail(line);
             }
             return Ok(Outcome::WaitingForDidDocument { path });
-        } else {
-            let token = options.plc_token.as_deref();
-            if !move_did(&old, &new, &did, token, options, &state, &progress).await? {
-                old.procedure(REQUEST_PLC_SIGNATURE, &Value::Null).await?;
-                progress.detail(&format!(
-                    "the old host has e-mailed a code to {}: run this command again with --plc-token <code>",
-                    session.email.as_deref().unwrap_or("the account's address")
-                ));
-                return Ok(Outcome::WaitingForPlcToken {
-                    email: session.email.clone(),
-                });
-            }
-            status = AccountStatus::of(&new).await?;
-            if !status.valid_did {
-                return Err(MigrateError::Refused(
-                    "the DID operation was accepted, but the DID document does not point at the new host; run again"
-                        .to_owned(),
-                ));
-            }
         }
+        let token = options.plc_token.as_ref().map(Secret::expose);
+        if !move_did(&old, &new, &did, token, options, &state, &progress).await? {
+            old.procedure(REQUEST_PLC_SIGNATURE, &Value::Null).await?;
+            progress.detail(&format!(
+                "the old host has e-mailed a code to {}: run this command again with --plc-token <code>",
+                session.email.as_deref().unwrap_or("the account's address")
+            ));
+            return Ok(Outcome::WaitingForPlcToken {
+                email: session.email.clone(),
+            });
+        }
+        status = AccountStatus::of(&new).await?;
+        if !status.valid_did {
+            return Err(MigrateError::Refused(
+                "the DID operation was accepted, but the DID document does not point at the new host; run again"
+                    .to_owned(),
+            ));
+        }
+    }
 
-        progress.step(8, "activate", "activating the account on the new host");
-        if status.activated {
-            progress.detail("already active (the new host activated it when the DID moved there)");
-        } else {
-            new.procedure(ACTIVATE_ACCOUNT, &Value::Null).await?;
-            progress.detail("active");
-        }
+    progress.step(8, "activate", "activating the account on the new host");
+    if status.activated {
+        progress.detail("already active (the new host activated it when the DID moved there)");
+    } else {
+        new.procedure(ACTIVATE_ACCOUNT, &Value::Null).await?;
+        progress.detail("active");
     }
 
     progress.step(
@@ -316,7 +373,7 @@ pub async fn migrate(options: &MigrateOptions) -> Result<Outcome> {
             "warning: the old host took writes after the last copy; they are not on the new host",
         );
     }
-    let check = create_session(&new, &did, &options.password).await?;
+    let check = create_session(&new, &did, options.password.expose()).await?;
     let status = AccountStatus::of(&new.signed_in(&check.access_token)).await?;
     progress.detail(&format!(
         "done: {did} ({}) is active on {} with {} records and {} blobs",
@@ -369,7 +426,7 @@ async fn new_host_account(
     options: &MigrateOptions,
     progress: &Progress,
 ) -> Result<Host> {
-    match create_session(new, &session.did, &options.password).await {
+    match create_session(new, &session.did, options.password.expose()).await {
         Ok(existing) => {
             progress.detail("already there (made by an earlier run): continuing");
             return Ok(new.signed_in(&existing.access_token));
@@ -399,7 +456,7 @@ async fn new_host_account(
         "did": session.did,
         "handle": options.handle.as_deref().unwrap_or(&session.handle),
         "email": email,
-        "password": options.password,
+        "password": options.password.expose(),
     });
     if let Some(code) = &options.invite_code {
         input["inviteCode"] = json!(code);
@@ -490,6 +547,41 @@ fn counting_body(
     }))
 }
 
+/// Every blob `host` (signed in) says its account's records reference but it does not hold.
+pub async fn missing_blobs(host: &Host) -> Result<Vec<String>> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut params = vec![("limit", MISSING_BLOBS_PAGE)];
+        if let Some(cursor) = &cursor {
+            params.push(("cursor", cursor));
+        }
+        let page = host.query(LIST_MISSING_BLOBS, &params).await?;
+        let blobs = page["blobs"].as_array().cloned().unwrap_or_default();
+        for blob in &blobs {
+            all.push(text_field(host, LIST_MISSING_BLOBS, blob, "cid")?);
+        }
+        cursor = page["cursor"].as_str().map(str::to_owned);
+        if blobs.is_empty() || cursor.is_none() {
+            return Ok(all);
+        }
+    }
+}
+
+/// Uploads a blob to `host` and checks that the host stored it under `cid`: a blob that comes
+/// out as another CID is not the one the records reference.
+pub async fn upload_blob(host: &Host, cid: &str, mime: &str, body: reqwest::Body) -> Result<()> {
+    let out = host.upload(UPLOAD_BLOB, mime, body).await?;
+    let stored = out["blob"]["ref"]["$link"].as_str().unwrap_or_default();
+    if stored != cid {
+        return Err(MigrateError::Refused(format!(
+            "blob {cid} was stored by {} as {stored:?}: its bytes do not match its CID",
+            host.url()
+        )));
+    }
+    Ok(())
+}
+
 /// Copies every blob `new` reports missing from `old`. Returns those `old` does not have either.
 async fn copy_blobs(
     old: &Host,
@@ -498,57 +590,42 @@ async fn copy_blobs(
     progress: &mut Progress,
 ) -> Result<Vec<String>> {
     let status = AccountStatus::of(new).await?;
-    let to_copy = status.expected_blobs.saturating_sub(status.imported_blobs);
-    if to_copy == 0 {
-        progress.detail(&format!("all {} already copied", status.expected_blobs));
+    let to_copy = missing_blobs(new).await?;
+    if to_copy.is_empty() {
+        progress.detail(&format!(
+            "all {} the records reference are there",
+            status.expected_blobs
+        ));
         return Ok(Vec::new());
     }
-    progress.detail(&format!("{to_copy} of {} to copy", status.expected_blobs));
-    let (mut copied, mut missing) = (0u64, Vec::new());
+    let total = to_copy.len();
+    progress.detail(&format!("{total} of {} to copy", status.expected_blobs));
+    let (mut copied, mut missing) = (0usize, Vec::new());
     let bytes = Arc::new(AtomicU64::new(0));
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut params = vec![("limit", MISSING_BLOBS_PAGE)];
-        if let Some(cursor) = &cursor {
-            params.push(("cursor", cursor));
-        }
-        let page = new.query(LIST_MISSING_BLOBS, &params).await?;
-        let blobs = page["blobs"].as_array().cloned().unwrap_or_default();
-        for blob in &blobs {
-            let cid = text_field(new, LIST_MISSING_BLOBS, blob, "cid")?;
-            let response = match old.download(GET_BLOB, &[("did", did), ("cid", &cid)]).await {
-                Ok(response) => response,
-                Err(e) if matches!(e.status(), Some(400 | 404)) => {
-                    progress.detail(&format!("blob {cid} is missing on the old host: {e}"));
-                    missing.push(cid);
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let mime = response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("application/octet-stream")
-                .to_owned();
-            let body = counting_body(response, bytes.clone(), None);
-            new.upload(UPLOAD_BLOB, &mime, body).await?;
-            copied += 1;
-            let total = bytes.load(Ordering::Relaxed);
-            progress.count(
-                || {
-                    format!(
-                        "blob {copied}/{to_copy} ({} in all)",
-                        progress::bytes(total)
-                    )
-                },
-                copied == to_copy,
-            );
-        }
-        cursor = page["cursor"].as_str().map(str::to_owned);
-        if blobs.is_empty() || cursor.is_none() {
-            break;
-        }
+    for cid in to_copy {
+        let response = match old.download(GET_BLOB, &[("did", did), ("cid", &cid)]).await {
+            Ok(response) => response,
+            Err(e) if matches!(e.status(), Some(400 | 404)) => {
+                progress.detail(&format!("blob {cid} is missing on the old host: {e}"));
+                missing.push(cid);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mime = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let body = counting_body(response, bytes.clone(), None);
+        upload_blob(new, &cid, &mime, body).await?;
+        copied += 1;
+        let sent = bytes.load(Ordering::Relaxed);
+        progress.count(
+            || format!("blob {copied}/{total} ({} in all)", progress::bytes(sent)),
+            copied + missing.len() == total,
+        );
     }
     Ok(missing)
 }
@@ -573,40 +650,33 @@ async fn move_did(
     state: &StateFile,
     progress: &Progress,
 ) -> Result<bool> {
-    let saved = state.signed_operation(did).map_err(MigrateError::Refused)?;
-    if let Some(operation) = saved {
+    if let Some(operation) = state.signed_operation(did).map_err(MigrateError::Refused)? {
         progress.detail("submitting the DID operation signed in an earlier run");
-        match new
-            .procedure(SUBMIT_PLC_OPERATION, &json!({ "operation": operation }))
-            .await
-        {
-            Ok(_) => {
-                state.clear(did).map_err(MigrateError::Refused)?;
+        match submit_signed(new, did, &operation, state).await {
+            Ok(()) => {
                 progress.detail("the DID points at the new host");
                 return Ok(true);
             }
-            Err(e @ HostError::Xrpc { .. }) => {
-                // Stale (the DID changed since) or refused: a new one is needed.
+            // Refused as it is (stale: the DID changed since): a new one is needed. Anything
+            // else (the host or the directory unreachable, a 5xx, a rate limit) keeps it for the
+            // next run, since signing a new one needs a new e-mailed code.
+            Err(MigrateError::Host(e @ HostError::Xrpc { status: 400, .. })) => {
+                if AccountStatus::of(new).await?.valid_did {
+                    state.clear(did).map_err(MigrateError::Refused)?;
+                    progress.detail("the DID points at the new host");
+                    return Ok(true);
+                }
                 progress.detail(&format!("it was not accepted ({e}); signing a new one"));
                 state.clear(did).map_err(MigrateError::Refused)?;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
     let Some(token) = token else {
         return Ok(false);
     };
     let credentials = new.query(GET_RECOMMENDED_CREDENTIALS, &[]).await?;
-    let mut rotation_keys: Vec<Value> = credentials["rotationKeys"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for key in options.add_rotation_keys.iter().rev() {
-        pds_crypto::PublicKey::from_did_key(key)
-            .map_err(|e| MigrateError::Refused(format!("--add-rotation-key {key}: {e}")))?;
-        rotation_keys.retain(|k| k.as_str() != Some(key));
-        rotation_keys.insert(0, json!(key));
-    }
+    let rotation_keys = rotation_keys_after_move(old, did, &credentials, options, progress).await?;
     let signed = old
         .procedure(
             SIGN_PLC_OPERATION,
@@ -629,18 +699,96 @@ async fn move_did(
         .get("operation")
         .filter(|op| op.is_object())
         .ok_or_else(|| old.unexpected(SIGN_PLC_OPERATION, "no operation"))?;
-    state
-        .save_signed_operation(did, operation)
-        .map_err(MigrateError::Refused)?;
+    if let Err(e) = state.save_signed_operation(did, operation) {
+        // The code is used up: the operation must not be lost with the error.
+        println!("the signed DID operation, to submit by hand with {SUBMIT_PLC_OPERATION}:");
+        println!("{operation}");
+        return Err(MigrateError::Refused(e));
+    }
     progress.detail(&format!(
         "the old host signed the DID operation (kept in {} until submitted)",
         state.path().display()
     ));
-    new.procedure(SUBMIT_PLC_OPERATION, &json!({ "operation": operation }))
-        .await?;
-    state.clear(did).map_err(MigrateError::Refused)?;
+    submit_signed(new, did, operation, state).await?;
     progress.detail("the DID points at the new host");
     Ok(true)
+}
+
+/// Submits a signed operation through `host`, then forgets it.
+pub(crate) async fn submit_signed(
+    host: &Host,
+    did: &str,
+    operation: &Value,
+    state: &StateFile,
+) -> Result<()> {
+    host.procedure(SUBMIT_PLC_OPERATION, &json!({ "operation": operation }))
+        .await?;
+    state.clear(did).map_err(MigrateError::Refused)
+}
+
+/// The DID's rotation keys once it has moved: the keys given with `--add-rotation-key` first,
+/// then the keys its owner already holds (the current keys that are not the old host's own,
+/// such as one added with `pds rotation-key add` or a `recoveryKey` at sign-up), then the new
+/// host's. The old host's keys go: it no longer hosts the account.
+async fn rotation_keys_after_move(
+    old: &Host,
+    did: &str,
+    new_credentials: &Value,
+    options: &MigrateOptions,
+    progress: &Progress,
+) -> Result<Vec<String>> {
+    let strings = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let old_hosts = strings(&old.query(GET_RECOMMENDED_CREDENTIALS, &[]).await?["rotationKeys"]);
+    let current = current_rotation_keys(&options.plc_url, did).await?;
+    let mut keys: Vec<String> = Vec::new();
+    for key in &options.add_rotation_keys {
+        pds_crypto::PublicKey::from_did_key(key)
+            .map_err(|e| MigrateError::Refused(format!("--add-rotation-key {key}: {e}")))?;
+        keys.push(key.clone());
+    }
+    for key in current.iter().filter(|k| !old_hosts.contains(k)) {
+        keys.push(key.clone());
+    }
+    keys.extend(strings(&new_credentials["rotationKeys"]));
+    let mut seen = std::collections::HashSet::new();
+    keys.retain(|k| seen.insert(k.clone()));
+    let kept: Vec<&String> = current
+        .iter()
+        .filter(|k| !old_hosts.contains(k) && !options.add_rotation_keys.contains(k))
+        .collect();
+    if !kept.is_empty() {
+        progress.detail(&format!(
+            "keeping the rotation key(s) the account's owner holds: {}",
+            kept.iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if keys.len() > MAX_ROTATION_KEYS {
+        return Err(MigrateError::Refused(format!(
+            "the DID would have {} rotation keys ({}); a did:plc has at most {MAX_ROTATION_KEYS}",
+            keys.len(),
+            keys.join(", ")
+        )));
+    }
+    Ok(keys)
+}
+
+/// `did`'s rotation keys now, from its audit log at the directory (checked, not taken on trust).
+pub async fn current_rotation_keys(plc_url: &str, did: &str) -> Result<Vec<String>> {
+    let plc = pds_plc::PlcClient::new(plc_url)
+        .map_err(|e| MigrateError::Refused(format!("{plc_url}: {e}")))?;
+    Ok(recover::current_state(&plc, did).await?.0.rotation_keys)
 }
 
 /// Where a did:web's document is published (`did:web:example.com` ->

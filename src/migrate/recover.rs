@@ -25,9 +25,9 @@ use super::host::{Host, text_field};
 use super::progress::Progress;
 use super::{
     AccountStatus, CREATE_ACCOUNT, DESCRIBE_SERVER, GET_RECOMMENDED_CREDENTIALS, IMPORT_REPO,
-    LIST_MISSING_BLOBS, MigrateError, PUT_PREFERENCES, SUBMIT_PLC_OPERATION, Summary, UPLOAD_BLOB,
-    create_session,
+    MigrateError, PUT_PREFERENCES, SUBMIT_PLC_OPERATION, Summary, create_session,
 };
+use super::{Result, refused};
 use crate::auth::service_jwt::{self, ServiceJwtRequest};
 
 /// What `pds recover` is asked to do.
@@ -42,7 +42,7 @@ pub struct RecoverOptions {
     /// The did:plc directory.
     pub plc_url: String,
     /// The account's password on the new host.
-    pub password: String,
+    pub password: super::Secret,
     /// Handle and e-mail on the new host (default: the backup's).
     pub handle: Option<String>,
     pub email: Option<String>,
@@ -51,15 +51,9 @@ pub struct RecoverOptions {
     pub allow_missing_blobs: bool,
 }
 
-type Result<T> = std::result::Result<T, MigrateError>;
-
 const STEPS: usize = 7;
 /// How long the self-signed `createAccount` token lives.
 const TOKEN_SECS: i64 = 5 * 60;
-
-fn refused(message: impl Into<String>) -> MigrateError {
-    MigrateError::Refused(message.into())
-}
 
 /// Runs (or continues) the recovery `options` describes.
 pub async fn recover(options: &RecoverOptions) -> Result<Summary> {
@@ -103,7 +97,7 @@ pub async fn recover(options: &RecoverOptions) -> Result<Summary> {
     ));
 
     progress.step(3, "account", "the account on the new host");
-    let new = match create_session(&new, &backup.did, &options.password).await {
+    let new = match create_session(&new, &backup.did, options.password.expose()).await {
         Ok(session) => {
             progress.detail("already there (made by an earlier run): continuing");
             new.signed_in(&session.access_token)
@@ -120,17 +114,25 @@ pub async fn recover(options: &RecoverOptions) -> Result<Summary> {
     }
 
     progress.step(4, "repo", "restoring the repository");
-    let car = tokio::fs::File::open(backup.dir.join("repo.car"))
-        .await
-        .map_err(|e| refused(format!("opening repo.car: {e}")))?;
-    let size = car.metadata().await.map(|m| m.len()).unwrap_or_default();
-    new.upload(
-        IMPORT_REPO,
-        "application/vnd.ipld.car",
-        reqwest::Body::from(car),
-    )
-    .await?;
-    progress.detail(&format!("restored {}", super::progress::bytes(size)));
+    let backup_commit = backup.commit()?;
+    if status.repo_commit == backup_commit {
+        progress.detail(&format!("already restored (commit {backup_commit})"));
+    } else {
+        let car = tokio::fs::File::open(backup.dir.join("repo.car"))
+            .await
+            .map_err(|e| refused(format!("opening repo.car: {e}")))?;
+        let size = car.metadata().await.map(|m| m.len()).unwrap_or_default();
+        new.upload(
+            IMPORT_REPO,
+            "application/vnd.ipld.car",
+            reqwest::Body::from(car),
+        )
+        .await?;
+        progress.detail(&format!(
+            "restored {} (commit {backup_commit})",
+            super::progress::bytes(size)
+        ));
+    }
 
     progress.step(5, "blobs", "restoring the blobs");
     restore_blobs(&new, &backup, options.allow_missing_blobs, &mut progress).await?;
@@ -227,7 +229,7 @@ async fn open_account(
         "did": backup.did,
         "handle": options.handle.as_deref().unwrap_or(&backup.handle),
         "email": email,
-        "password": options.password,
+        "password": options.password.expose(),
     });
     if let Some(code) = &options.invite_code {
         input["inviteCode"] = json!(code);
@@ -243,7 +245,7 @@ async fn open_account(
 }
 
 /// The DID's current data and the CID of its last operation, from its verified audit log.
-async fn current_state(plc: &PlcClient, did: &str) -> Result<(PlcData, pds_ipld::Cid)> {
+pub(crate) async fn current_state(plc: &PlcClient, did: &str) -> Result<(PlcData, pds_ipld::Cid)> {
     let log = plc.get_audit_log(did).await.map_err(|e| {
         refused(format!(
             "reading the DID's log from {}: {e}",
@@ -306,33 +308,20 @@ async fn restore_blobs(
     progress: &mut Progress,
 ) -> Result<()> {
     let (mut restored, mut missing) = (0u64, Vec::new());
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut params = vec![("limit", "500")];
-        if let Some(cursor) = &cursor {
-            params.push(("cursor", cursor));
-        }
-        let page = new.query(LIST_MISSING_BLOBS, &params).await?;
-        let blobs = page["blobs"].as_array().cloned().unwrap_or_default();
-        for blob in &blobs {
-            let cid = text_field(new, LIST_MISSING_BLOBS, blob, "cid")?;
-            let Some(file) = backup.blob(&cid).await else {
-                missing.push(cid);
-                continue;
-            };
-            new.upload(
-                UPLOAD_BLOB,
-                &backup.mime_type(&cid),
-                reqwest::Body::from(file),
-            )
-            .await?;
-            restored += 1;
-            progress.count(|| format!("blob {restored}"), false);
-        }
-        cursor = page["cursor"].as_str().map(str::to_owned);
-        if blobs.is_empty() || cursor.is_none() {
-            break;
-        }
+    for cid in super::missing_blobs(new).await? {
+        let Some(file) = backup.blob(&cid).await else {
+            missing.push(cid);
+            continue;
+        };
+        super::upload_blob(
+            new,
+            &cid,
+            &backup.mime_type(&cid),
+            reqwest::Body::from(file),
+        )
+        .await?;
+        restored += 1;
+        progress.count(|| format!("blob {restored}"), false);
     }
     progress.detail(&format!("restored {restored} blob(s)"));
     if !missing.is_empty() && !allow_missing {
@@ -380,6 +369,23 @@ impl Backup {
             did,
             mime_types,
         })
+    }
+
+    /// The CID of the commit `repo.car` is rooted at (read from its header alone).
+    fn commit(&self) -> Result<String> {
+        let path = self.dir.join("repo.car");
+        let file = std::fs::File::open(&path)
+            .map_err(|e| refused(format!("opening {}: {e}", path.display())))?;
+        let car = pds_ipld::car::CarReader::new(std::io::BufReader::new(file))
+            .map_err(|e| refused(format!("{} is not a CAR file: {e}", path.display())))?;
+        match car.roots() {
+            [root] => Ok(root.to_string()),
+            roots => Err(refused(format!(
+                "{} has {} roots, not one commit",
+                path.display(),
+                roots.len()
+            ))),
+        }
     }
 
     fn blob_count(&self) -> usize {

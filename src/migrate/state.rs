@@ -10,15 +10,40 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-/// The state file of one migration.
+/// The state file of one migration, held by one run at a time.
 #[derive(Debug)]
 pub struct StateFile {
     path: PathBuf,
+    /// An exclusive lock on `<path>.lock` for as long as this run lasts: two runs for the same
+    /// account at once would each sign and submit.
+    _lock: std::fs::File,
 }
 
 impl StateFile {
-    pub fn new(path: PathBuf) -> StateFile {
-        StateFile { path }
+    /// The state file at `path`, locked for this run (refused while another run holds it).
+    pub fn open(path: PathBuf) -> Result<StateFile, String> {
+        let fail = |e: std::io::Error| format!("opening {}: {e}", path.display());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(fail)?;
+        }
+        let lock_path = path.with_extension("lock");
+        let lock = private_options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(fail)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(format!(
+                    "another run for this account holds {}: wait for it to end",
+                    lock_path.display()
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(fail(e)),
+        }
+        Ok(StateFile { path, _lock: lock })
     }
 
     pub fn path(&self) -> &Path {
@@ -36,7 +61,7 @@ impl StateFile {
             .map_err(|e| format!("{} is not a migration state file: {e}", self.path.display()))?;
         if state["did"].as_str() != Some(did) {
             return Err(format!(
-                "{} belongs to the migration of {}, not {did}: name another with --state-file",
+                "{} belongs to the migration of {}, not {did}: name another with --state-dir",
                 self.path.display(),
                 state["did"]
             ));
@@ -47,8 +72,7 @@ impl StateFile {
             .cloned())
     }
 
-    /// Saves `operation` for `did`, durably (written aside, synced, renamed into place): the
-    /// moment this returns, a crash cannot lose it.
+    /// Saves `operation` for `did`, durably: the moment this returns, a crash cannot lose it.
     pub fn save_signed_operation(&self, did: &str, operation: &Value) -> Result<(), String> {
         self.write(&json!({ "did": did, "signedOperation": operation }))
     }
@@ -62,24 +86,54 @@ impl StateFile {
     }
 
     fn write(&self, state: &Value) -> Result<(), String> {
-        let fail = |e: std::io::Error| format!("writing {}: {e}", self.path.display());
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let aside = self.path.with_extension("json.new");
-        let mut file = std::fs::File::create(&aside).map_err(fail)?;
         let text = serde_json::to_string_pretty(state).expect("JSON values serialize");
-        file.write_all(text.as_bytes()).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
-        std::fs::rename(&aside, &self.path).map_err(fail)?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // The rename itself is durable once the directory is synced.
-            if let Ok(dir) = std::fs::File::open(dir) {
-                let _ = dir.sync_all();
-            }
-        }
-        Ok(())
+        write_durably(&self.path, text.as_bytes())
     }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one, readable by
+/// its owner only (it may hold a signed DID operation): written aside, synced, renamed into
+/// place, the directory synced.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("writing {}: {e}", path.display());
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        create_private_dir(dir).map_err(fail)?;
+    }
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".new");
+    let aside = PathBuf::from(aside);
+    let mut file = private_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&aside)
+        .map_err(fail)?;
+    file.write_all(bytes).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    std::fs::rename(&aside, path).map_err(fail)?;
+    if let Some(dir) = dir
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        // The rename itself is durable once the directory is synced.
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+fn private_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 #[cfg(test)]
@@ -89,7 +143,9 @@ mod tests {
     #[test]
     fn a_saved_operation_survives_until_cleared_and_belongs_to_one_did() {
         let dir = tempfile::tempdir().unwrap();
-        let state = StateFile::new(dir.path().join("sub/alice.json"));
+        let state = StateFile::open(dir.path().join("sub/alice.json")).unwrap();
+        // One run at a time.
+        assert!(StateFile::open(dir.path().join("sub/alice.json")).is_err());
         assert_eq!(state.signed_operation("did:plc:alice").unwrap(), None);
         let op = json!({"type": "plc_operation", "sig": "x"});
         state.save_signed_operation("did:plc:alice", &op).unwrap();
@@ -97,5 +153,16 @@ mod tests {
         assert!(state.signed_operation("did:plc:bob").is_err());
         state.clear("did:plc:alice").unwrap();
         assert_eq!(state.signed_operation("did:plc:alice").unwrap(), None);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(state.path())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        drop(state);
+        assert!(StateFile::open(dir.path().join("sub/alice.json")).is_ok());
     }
 }
