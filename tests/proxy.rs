@@ -336,7 +336,15 @@ async fn verify(shared: &Shared, nsid: &str, token: &str) -> Result<Value, Strin
     let (aud_ok, lxm_ok) = if nsid == "app.bsky.feed.getFeed" {
         (true, claims["lxm"] == "app.bsky.feed.getFeedSkeleton")
     } else {
-        (claims["aud"] == shared.did.as_str(), claims["lxm"] == nsid)
+        // Its own DID, or its DID with the id of one of its services (how a PDS addresses a
+        // service an atproto-proxy header named), as the Bluesky AppView accepts.
+        let aud = claims["aud"].as_str().unwrap_or_default();
+        let ok = aud == shared.did
+            || shared
+                .services
+                .iter()
+                .any(|(id, _, _)| aud == format!("{}#{id}", shared.did));
+        (ok, claims["lxm"] == nsid)
     };
     if !aud_ok {
         return Err(format!("aud {}", claims["aud"]));
@@ -390,6 +398,47 @@ fn start_pds(plc: &LocalPlc, extra: &[(&str, &str)]) -> TestServer {
         env,
         ..Default::default()
     })
+}
+
+/// A request body that arrives in `chunks` pieces of `size` bytes, `pause` apart, with no
+/// declared length (sent chunked).
+struct Trickle {
+    chunks: usize,
+    size: usize,
+    pause: Duration,
+    sent: usize,
+    at: usize,
+}
+
+impl Trickle {
+    fn new(chunks: usize, size: usize, pause: Duration) -> Trickle {
+        Trickle {
+            chunks,
+            size,
+            pause,
+            sent: 0,
+            at: 0,
+        }
+    }
+}
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.sent == self.chunks {
+            return Ok(0);
+        }
+        if self.at == 0 && self.sent > 0 {
+            std::thread::sleep(self.pause);
+        }
+        let n = buf.len().min(self.size - self.at);
+        buf[..n].fill(b'x');
+        self.at += n;
+        if self.at == self.size {
+            self.at = 0;
+            self.sent += 1;
+        }
+        Ok(n)
+    }
 }
 
 /// `GET /xrpc/<path>` with a token and extra headers: status, headers, body text.
@@ -665,9 +714,10 @@ fn the_atproto_proxy_header_names_the_service() {
         .last("com.atproto.label.queryLabels")
         .claims
         .unwrap();
+    // For the service the header named: the DID and the service id, as the reference mints it.
     assert_eq!(
         (claims["aud"].as_str(), claims["iss"].as_str()),
-        (Some(labeler.did()), Some(alice.did.as_str()))
+        (Some(to_labeler.as_str()), Some(alice.did.as_str()))
     );
     // The header wins over the namespace's default.
     let (status, body) = proxied(
@@ -744,6 +794,29 @@ fn the_atproto_proxy_header_names_the_service() {
     // Other methods work with a plain app password.
     let (status, body) = proxied("app.bsky.actor.searchActors?q=x", &plain, &to_labeler);
     assert_eq!(status, 200, "{body}");
+    // An authority in upper case names the same methods: not a way past these rules.
+    for path in [
+        "CHAT.BSKY.convo.listConvos",
+        "Chat.Bsky.convo.listConvos",
+        "COM.ATPROTO.admin.sendEmail",
+    ] {
+        let (status, body) = proxied(path, &plain, &to_chat);
+        assert_eq!(
+            error_of(status, &body),
+            (501, "MethodNotImplemented"),
+            "{path}: {body}"
+        );
+    }
+    assert_eq!(
+        labeler
+            .seen()
+            .iter()
+            .filter(|s| s.nsid.to_lowercase().starts_with("chat.bsky.")
+                || s.nsid.to_lowercase().contains("sendemail"))
+            .count(),
+        2,
+        "only the two chat calls above got through"
+    );
 
     // Account management is never forwarded, whatever the header says.
     let (status, body) = proxied("com.atproto.admin.sendEmail", &alice.token, &to_labeler);
@@ -780,8 +853,12 @@ fn the_atproto_proxy_header_names_the_service() {
         ),
     ] {
         let (status, body) = post(&server, nsid, Some(&stolen), input);
-        assert!(matches!(status, 400 | 401), "{nsid}: {status} {body}");
-        assert!(body["error"].is_string(), "{nsid}: {body}");
+        // Refused for what the token is, before the input is looked at.
+        assert_eq!(
+            (status, body["error"].as_str(), body["message"].as_str()),
+            (401, Some("InvalidToken"), Some("wrong token type")),
+            "{nsid}"
+        );
     }
     let (status, body) = get(&server, "com.atproto.server.getSession", Some(&stolen));
     assert_eq!(status, 401, "{body}");
@@ -886,6 +963,7 @@ fn upstream_failures_are_clear_errors() {
             ("PDS_MOD_SERVICE_DID", "did:web:mod.example.com"),
             ("PDS_PROXY_HEADERS_TIMEOUT", "1500"),
             ("PDS_PROXY_BODY_TIMEOUT", "1500"),
+            ("PDS_BLOB_UPLOAD_LIMIT", "1048576"),
         ],
     );
     let alice = create_account(&server, "alice");
@@ -978,6 +1056,40 @@ fn upstream_failures_are_clear_errors() {
         "{:?}",
         started.elapsed()
     );
+    // An upload that takes longer than the headers timeout, but never pauses that long, is not
+    // the service being slow: the wait for its answer starts once the upload is done.
+    let started = Instant::now();
+    let response = http()
+        .post(server.url("/xrpc/app.bsky.unspecced.slowUpload"))
+        .bearer_auth(&alice.token)
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::blocking::Body::new(Trickle::new(
+            5,
+            1000,
+            Duration::from_millis(600),
+        )))
+        .send()
+        .unwrap();
+    assert!(started.elapsed() > Duration::from_millis(2000));
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.json::<Value>().unwrap()["bodyLength"], 5000);
+    // A body over this server's request limit (1 MiB here) is refused as such, even sent
+    // without a declared length.
+    let response = http()
+        .post(server.url("/xrpc/app.bsky.unspecced.bigUpload"))
+        .bearer_auth(&alice.token)
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::blocking::Body::new(Trickle::new(
+            20,
+            100_000,
+            Duration::ZERO,
+        )))
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().unwrap_or_default();
+    assert_eq!(error_of(status, &body), (413, "PayloadTooLarge"), "{body}");
+
     // A body that stops coming: the response is cut off, not left hanging.
     appview.reply(
         "app.bsky.graph.getBlocks",
@@ -1177,9 +1289,18 @@ fn get_feed_carries_a_token_for_the_feed_generator() {
     );
     let alice = create_account(&server, "alice");
     let feed = "at://did:plc:ewvi7nxzyoun6zhxrhs64oiz/app.bsky.feed.generator/whats-hot";
+    let generator_view = |did: Option<&str>| {
+        let mut view = json!({"uri": feed, "cid": "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm",
+            "creator": {"did": "did:plc:ewvi7nxzyoun6zhxrhs64oiz", "handle": "hot.example.com"},
+            "displayName": "Hot", "indexedAt": "2024-01-01T00:00:00.000Z"});
+        if let Some(did) = did {
+            view["did"] = json!(did);
+        }
+        Reply::json(json!({"view": view, "isOnline": true, "isValid": true}))
+    };
     appview.reply(
-        "com.atproto.repo.getRecord",
-        Reply::json(json!({"uri": feed, "value": {"$type": "app.bsky.feed.generator", "did": "did:web:feeds.example.com", "displayName": "Hot"}})),
+        "app.bsky.feed.getFeedGenerator",
+        generator_view(Some("did:web:feeds.example.com")),
     );
     appview.reply("app.bsky.feed.getFeed", Reply::json(json!({"feed": []})));
     let (status, body) = get(
@@ -1189,23 +1310,22 @@ fn get_feed_carries_a_token_for_the_feed_generator() {
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"feed": []}));
-    let record = appview.last("com.atproto.repo.getRecord");
+    // The generator's DID was asked for with the account's token (checked by the AppView).
+    let asked = appview.last("app.bsky.feed.getFeedGenerator");
     assert_eq!(
-        record.query.as_deref(),
+        asked.query.as_deref(),
         Some(
-            "repo=did%3Aplc%3Aewvi7nxzyoun6zhxrhs64oiz&collection=app.bsky.feed.generator&rkey=whats-hot"
+            "feed=at%3A%2F%2Fdid%3Aplc%3Aewvi7nxzyoun6zhxrhs64oiz%2Fapp.bsky.feed.generator%2Fwhats-hot"
         )
     );
+    assert_eq!(asked.claims.unwrap()["iss"], alice.did.as_str());
     let claims = appview.last("app.bsky.feed.getFeed").claims.unwrap();
     assert_eq!(claims["aud"], "did:web:feeds.example.com");
     assert_eq!(claims["lxm"], "app.bsky.feed.getFeedSkeleton");
     assert_eq!(claims["iss"], alice.did.as_str());
 
-    // A feed record without a generator DID, a feed the AppView does not have, a bad URI.
-    appview.reply(
-        "com.atproto.repo.getRecord",
-        Reply::json(json!({"uri": feed, "value": {"displayName": "Hot"}})),
-    );
+    // A feed view without a generator DID, a feed the AppView does not have, a bad URI.
+    appview.reply("app.bsky.feed.getFeedGenerator", generator_view(None));
     let (status, body) = get(
         &server,
         &format!("app.bsky.feed.getFeed?feed={feed}"),
@@ -1213,11 +1333,11 @@ fn get_feed_carries_a_token_for_the_feed_generator() {
     );
     assert_eq!(error_of(status, &body), (400, "UnknownFeed"), "{body}");
     appview.reply(
-        "com.atproto.repo.getRecord",
+        "app.bsky.feed.getFeedGenerator",
         Reply::Json {
             status: 400,
             headers: vec![],
-            body: json!({"error": "RecordNotFound", "message": "Could not locate record"}),
+            body: json!({"error": "UnknownFeed", "message": "Unknown feed"}),
         },
     );
     let (status, body) = get(
@@ -1225,7 +1345,8 @@ fn get_feed_carries_a_token_for_the_feed_generator() {
         &format!("app.bsky.feed.getFeed?feed={feed}"),
         Some(&alice.token),
     );
-    assert_eq!(error_of(status, &body), (400, "RecordNotFound"), "{body}");
+    assert_eq!(error_of(status, &body), (400, "UnknownFeed"), "{body}");
+    assert_eq!(body["message"], "Unknown feed");
     let (status, body) = get(
         &server,
         "app.bsky.feed.getFeed?feed=hot",

@@ -236,14 +236,25 @@ pub fn check_mint_request(
         }
     };
     if let Some(lxm) = lxm {
-        if PROTECTED_METHODS.contains(&lxm) {
+        // An NSID's authority is case-insensitive: `COM.ATPROTO.server.updateEmail` is still
+        // account management, and a service may well accept it as such.
+        let normalized = normalized_nsid(lxm);
+        if PROTECTED_METHODS.contains(&normalized.as_str()) {
             return Err(MintRefusal::ProtectedMethod(lxm.to_owned()));
         }
-        if !privileged && requires_privileged_session(lxm) {
+        if !privileged && requires_privileged_session(&normalized) {
             return Err(MintRefusal::InsufficientAccess(lxm.to_owned()));
         }
     }
     Ok(exp)
+}
+
+/// `nsid` with its authority (every segment but the name) in lower case, as NSIDs compare.
+pub fn normalized_nsid(nsid: &str) -> String {
+    match nsid.rsplit_once('.') {
+        Some((authority, name)) => format!("{}.{name}", authority.to_ascii_lowercase()),
+        None => nsid.to_owned(),
+    }
 }
 
 /// Checks everything about `token` but its signature: it is a JWT, not a session token, not
@@ -408,6 +419,19 @@ mod tests {
         assert_eq!(
             mint_exp(None, Some("app.bsky.feed.getTimeline"), false),
             Ok(NOW + 60)
+        );
+        // Whatever the case of the authority.
+        assert_eq!(
+            mint_exp(None, Some("COM.ATPROTO.server.updateEmail"), true),
+            Err(MintRefusal::ProtectedMethod(
+                "COM.ATPROTO.server.updateEmail".into()
+            ))
+        );
+        assert_eq!(
+            mint_exp(None, Some("CHAT.Bsky.convo.getMessages"), false),
+            Err(MintRefusal::InsufficientAccess(
+                "CHAT.Bsky.convo.getMessages".into()
+            ))
         );
         // Every chat method, not only those the reference lists.
         assert_eq!(

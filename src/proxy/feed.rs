@@ -1,7 +1,8 @@
 //! `app.bsky.feed.getFeed`: a custom feed is made by its feed generator, which the AppView asks
 //! for the feed's skeleton on the account's behalf. So the token forwarded with the request is
 //! for the generator (`aud` its DID, `lxm` `app.bsky.feed.getFeedSkeleton`), as the reference
-//! mints it; the generator's DID is in the feed's record, which the AppView serves.
+//! mints it; the generator's DID comes from the AppView's `getFeedGenerator`, asked for the
+//! account.
 
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -16,6 +17,8 @@ use crate::state::AppState;
 
 /// The method a feed generator serves, and the token's `lxm`.
 pub const GET_FEED_SKELETON: &str = "app.bsky.feed.getFeedSkeleton";
+/// The AppView's description of a feed, with its generator's DID.
+const GET_FEED_GENERATOR: &str = "app.bsky.feed.getFeedGenerator";
 
 /// Forwards a getFeed request with a token for the feed's generator.
 pub async fn get_feed(state: &AppState, request: Request) -> Result<Response, ApiError> {
@@ -30,30 +33,23 @@ pub async fn get_feed(state: &AppState, request: Request) -> Result<Response, Ap
         return Ok(upstreams.relay(upstreams.send(outbound).await?).await);
     };
     let feed = feed_param(&forwarding)?;
-    let (Some(collection), Some(rkey)) = (feed.collection(), feed.rkey()) else {
-        return Err(ApiError::invalid_request(
-            "feed must be the AT-URI of a feed generator record",
-        ));
-    };
     let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("repo", feed.authority())
-        .append_pair("collection", collection)
-        .append_pair("rkey", rkey)
+        .append_pair("feed", feed.as_str())
         .finish();
-    let record = match query_json(
+    let generator = match query_json(
         state,
         &Target::configured(appview),
-        None,
-        "com.atproto.repo.getRecord",
+        Some(&forwarding.did),
+        GET_FEED_GENERATOR,
         &query,
     )
     .await
     {
-        Ok(record) => record,
+        Ok(generator) => generator,
         Err(failure) => return Ok(failure.into_response()),
     };
-    let generator = record
-        .pointer("/value/did")
+    let generator = generator
+        .pointer("/view/did")
         .and_then(Value::as_str)
         .filter(|did| Did::new(did).is_ok())
         .ok_or_else(|| {

@@ -129,6 +129,9 @@ pub enum ProxyError {
     Unreachable,
     #[error("Upstream service timed out")]
     Timeout,
+    /// The client's body went over this server's request size limit while it was forwarded.
+    #[error("request entity too large")]
+    TooLarge,
     /// An answer from the upstream this server had to understand, and could not.
     #[error("Upstream service sent an unusable answer: {0}")]
     BadAnswer(String),
@@ -151,6 +154,7 @@ impl From<ProxyError> for ApiError {
             }
             E::Unreachable | E::BadAnswer(_) => ApiError::upstream_failure(message),
             E::Timeout => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "UpstreamTimeout", message),
+            E::TooLarge => ApiError::payload_too_large(message),
         }
     }
 }
@@ -264,7 +268,7 @@ impl Forwarding {
         token_for: Option<(&str, &str)>,
         encoding: Encoding,
     ) -> Result<Outbound, ApiError> {
-        let (aud, lxm) = token_for.unwrap_or((&self.target.did, &self.nsid));
+        let (aud, lxm) = token_for.unwrap_or((&self.target.aud, &self.nsid));
         let token = service_token(state, &self.did, aud, lxm).await?;
         let incoming = &self.parts.headers;
         let mut headers = HeaderMap::new();
@@ -285,8 +289,7 @@ impl Forwarding {
                 }
             }
         }
-        let bearer = HeaderValue::try_from(format!("Bearer {token}"))
-            .map_err(|e| ApiError::internal(format!("minted token is not a header value: {e}")))?;
+        let bearer = bearer_header(&token)?;
         headers.insert(AUTHORIZATION, bearer);
         let path_and_query = self
             .parts
@@ -336,6 +339,12 @@ pub async fn service_token(
     ))
 }
 
+/// `Authorization: Bearer <token>` for a token minted here.
+pub fn bearer_header(token: &str) -> Result<HeaderValue, ApiError> {
+    HeaderValue::try_from(format!("Bearer {token}"))
+        .map_err(|e| ApiError::internal(format!("minted token is not a header value: {e}")))
+}
+
 /// Why a query this server made of another service for its own use gave no JSON answer.
 #[derive(Debug)]
 pub enum QueryFailure {
@@ -378,9 +387,8 @@ pub async fn query_json(
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     if let Some(iss) = iss {
-        let token = service_token(state, iss, &target.did, nsid).await?;
-        let bearer = HeaderValue::try_from(format!("Bearer {token}"))
-            .map_err(|e| ApiError::internal(format!("minted token is not a header value: {e}")))?;
+        let token = service_token(state, iss, &target.aud, nsid).await?;
+        let bearer = bearer_header(&token)?;
         headers.insert(AUTHORIZATION, bearer);
     }
     let path_and_query = if query.is_empty() {
@@ -418,12 +426,37 @@ pub async fn query_json(
         .map_err(|e| ProxyError::BadAnswer(format!("{nsid}: {e}")).into())
 }
 
-/// The method a request is for: its path after `/xrpc/`, if that is an NSID.
+/// The method a request is for: its path after `/xrpc/`, if that is an NSID in its normal form.
+/// An authority in upper case (`CHAT.BSKY.convo.getMessages`) names the same method as the
+/// lower-case one, but would slip past every check that compares names; no client sends one.
 fn nsid_of(parts: &Parts) -> Result<String, ProxyError> {
     let path = parts.uri.path();
     let name = path.strip_prefix(PREFIX).unwrap_or(path);
     match pds_syntax::Nsid::new(name) {
-        Ok(nsid) => Ok(nsid.as_str().to_owned()),
-        Err(_) => Err(ProxyError::NotImplemented(name.to_owned())),
+        Ok(nsid) if service_jwt::normalized_nsid(nsid.as_str()) == nsid.as_str() => {
+            Ok(nsid.as_str().to_owned())
+        }
+        _ => Err(ProxyError::NotImplemented(name.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn endpoints_named_by_requests_are_reached_only_at_public_addresses() {
+        let production = Config::from_toml_str("", &|_: &str| None).unwrap();
+        let proxy = Proxy::new(&production).unwrap();
+        assert_eq!(
+            proxy.upstreams().policies(),
+            (AddressPolicy::Any, AddressPolicy::PublicOnly)
+        );
+        let dev = Config::from_toml_str("[server]\ndev_mode = true\n", &|_: &str| None).unwrap();
+        let proxy = Proxy::new(&dev).unwrap();
+        assert_eq!(
+            proxy.upstreams().policies(),
+            (AddressPolicy::Any, AddressPolicy::PublicAndLoopback)
+        );
     }
 }

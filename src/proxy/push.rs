@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use pds_syntax::Did;
 use serde_json::Value;
 
-use super::route::{Source, Target};
+use super::route::Target;
 use super::upstream::Outbound;
 use super::{ProxyError, service_token};
 use crate::api::ApiError;
@@ -57,18 +57,17 @@ pub async fn forward(
                     "invalid notification service details in did document: {did}"
                 ))
             })?;
-        Target {
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
-            did: service_did.to_owned(),
-            source: Source::DidDocument,
-        }
+        Target::from_document(endpoint, service_did.to_owned()).ok_or_else(|| {
+            ApiError::invalid_request(format!(
+                "invalid notification service details in did document: {did}"
+            ))
+        })?
     };
     let token = service_token(state, &auth.did, service_did, nsid).await?;
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-    let bearer = HeaderValue::try_from(format!("Bearer {token}"))
-        .map_err(|e| ApiError::internal(format!("minted token is not a header value: {e}")))?;
+    let bearer = super::bearer_header(&token)?;
     headers.insert(AUTHORIZATION, bearer);
     let body = serde_json::to_vec(input)
         .map_err(|e| ApiError::internal(format!("push registration body: {e}")))?;

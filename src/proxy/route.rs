@@ -1,7 +1,7 @@
 //! Where a forwarded method goes: the service an `atproto-proxy` header names, or the one the
 //! operator configured for the method's namespace; and which methods are never forwarded.
 
-use pds_identity::{IdentityError, IdentityResolver};
+use pds_identity::IdentityResolver;
 use pds_syntax::Did;
 
 use super::ProxyError;
@@ -14,10 +14,13 @@ pub const PROXY_HEADER: &str = "atproto-proxy";
 /// A service requests are forwarded to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// Where the service answers: `/xrpc/<method>` is appended.
+    /// Where the service answers: the origin of its URL (`scheme://host[:port]`, as the
+    /// reference takes it), to which `/xrpc/<method>` is appended.
     pub endpoint: String,
-    /// The service's DID: the `aud` of the tokens minted for it.
-    pub did: String,
+    /// The `aud` of the tokens minted for it: the service's DID, followed by `#<service id>`
+    /// when a request named the service with an `atproto-proxy` header (as the reference mints
+    /// them, so a service with several ids can tell which was meant).
+    pub aud: String,
     /// How it was chosen; an endpoint read from a DID document the request named is reached
     /// only under the address policy of other user-influenced fetches.
     pub source: Source,
@@ -35,10 +38,21 @@ pub enum Source {
 impl Target {
     pub fn configured(service: &ServiceEndpoint) -> Target {
         Target {
-            endpoint: service.url.trim_end_matches('/').to_owned(),
-            did: service.did.clone(),
+            // Configured URLs are checked at start-up.
+            endpoint: origin_of(&service.url)
+                .unwrap_or_else(|| service.url.trim_end_matches('/').to_owned()),
+            aud: service.did.clone(),
             source: Source::Configured,
         }
+    }
+
+    /// A service read from a DID document: `endpoint` must be an http(s) URL.
+    pub fn from_document(endpoint: &str, aud: String) -> Option<Target> {
+        Some(Target {
+            endpoint: origin_of(endpoint)?,
+            aud,
+            source: Source::DidDocument,
+        })
     }
 
     /// `<endpoint>/xrpc/<path and query>`.
@@ -86,27 +100,25 @@ impl ProxyHeader {
     /// `serviceEndpoint` is an http(s) URL.
     pub async fn resolve(&self, resolver: &IdentityResolver) -> Result<Target, ProxyError> {
         let doc = resolver.resolve_did(&self.did).await.map_err(|e| {
+            // The reason stays in the log: it may name internal hosts.
             tracing::debug!(did = %self.did, error = %e, "atproto-proxy: DID not resolved");
-            match e {
-                IdentityError::Timeout(_) | IdentityError::Transport(_) => {
-                    ProxyError::UnresolvableDid(format!("{}: {e}", self.did))
-                }
-                _ => ProxyError::UnresolvableDid(self.did.to_string()),
-            }
+            ProxyError::UnresolvableDid(self.did.to_string())
         })?;
-        let endpoint = doc
-            .service(&self.service_id)
+        let named = format!("{}#{}", self.did, self.service_id);
+        doc.service(&self.service_id)
             .and_then(|service| service.endpoint.as_deref())
-            .filter(|url| crate::config::is_http_url(url))
-            .ok_or_else(|| {
-                ProxyError::NoServiceEndpoint(format!("{}#{}", self.did, self.service_id))
-            })?;
-        Ok(Target {
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
-            did: self.did.to_string(),
-            source: Source::DidDocument,
-        })
+            .and_then(|url| Target::from_document(url, named.clone()))
+            .ok_or(ProxyError::NoServiceEndpoint(named))
     }
+}
+
+/// The origin (`scheme://host[:port]`) of an http(s) URL with a host; `None` for anything else.
+fn origin_of(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return None;
+    }
+    Some(parsed.origin().ascii_serialization())
 }
 
 /// Where a method goes when the request names no service: the AppView for `app.bsky.*`, the
@@ -183,14 +195,14 @@ mod tests {
         let config = Config::from_toml_str("", &env).unwrap();
         let timeline = default_target(&config, "app.bsky.feed.getTimeline").unwrap();
         assert_eq!(timeline.endpoint, "https://api.bsky.app");
-        assert_eq!(timeline.did, "did:web:api.bsky.app");
+        assert_eq!(timeline.aud, "did:web:api.bsky.app");
         assert_eq!(timeline.source, Source::Configured);
         assert_eq!(
             timeline.xrpc_url("app.bsky.feed.getTimeline?limit=2"),
             "https://api.bsky.app/xrpc/app.bsky.feed.getTimeline?limit=2"
         );
         let ozone = default_target(&config, "tools.ozone.moderation.queryEvents").unwrap();
-        assert_eq!(ozone.did, "did:plc:ar7c4by46qjdydhdevvrndac");
+        assert_eq!(ozone.aud, "did:plc:ar7c4by46qjdydhdevvrndac");
         // Reports go to the moderation service when no report service is set.
         let report = default_target(&config, "com.atproto.moderation.createReport").unwrap();
         assert_eq!(report.endpoint, "https://mod.bsky.app");
@@ -208,6 +220,11 @@ mod tests {
             Err(ProxyError::NotImplemented(_))
         ));
         assert!(check_forwardable("com.atproto.admin.sendEmail").is_err());
+        // Only the origin of a URL is kept.
+        let named = Target::from_document("https://h.example:8443/x?y#z", "did:web:h#s".into());
+        assert_eq!(named.unwrap().endpoint, "https://h.example:8443");
+        assert!(Target::from_document("ftp://h.example", String::new()).is_none());
+        assert!(Target::from_document("not a url", String::new()).is_none());
         assert!(check_forwardable("app.bsky.feed.getTimeline").is_ok());
     }
 }

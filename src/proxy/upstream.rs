@@ -67,6 +67,11 @@ impl Upstreams {
         }
     }
 
+    /// The address policies: for configured services, and for endpoints DID documents name.
+    pub fn policies(&self) -> (pds_identity::AddressPolicy, pds_identity::AddressPolicy) {
+        (self.configured.policy(), self.named.policy())
+    }
+
     /// Sends `out` and waits for the response headers, at most the headers timeout.
     pub async fn send(&self, out: Outbound) -> Result<reqwest::Response, ProxyError> {
         let client = match out.source {
@@ -78,14 +83,45 @@ impl Upstreams {
             .request(out.method, &url)
             .map_err(|e| no_answer(e, &url))?
             .headers(out.headers);
+        // The headers timeout counts from the end of the upload: a large or slow client body
+        // is not the upstream being slow. The upload itself may not pause longer than the body
+        // timeout.
+        let mut uploaded = None;
         if let Some(body) = out.body {
-            request = request.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+            let (done, finished) = tokio::sync::oneshot::channel::<()>();
+            let mut done = Some(done);
+            let end = futures_util::stream::poll_fn(move |_| {
+                if let Some(done) = done.take() {
+                    let _ = done.send(());
+                }
+                Poll::Ready(None::<Result<Bytes, axum::Error>>)
+            });
+            let upload = Body::new(IdleTimeout::new(body, self.body_timeout, "client request"))
+                .into_data_stream()
+                .chain(end);
+            request = request.body(reqwest::Body::wrap_stream(upload));
+            uploaded = Some(finished);
         }
-        match tokio::time::timeout(self.headers_timeout, request.send()).await {
+        let send = request.send();
+        tokio::pin!(send);
+        let early = match uploaded {
+            // An upstream may answer before the upload ends (a refusal).
+            Some(finished) => tokio::select! {
+                answer = &mut send => Some(answer),
+                _ = finished => None,
+            },
+            None => None,
+        };
+        let answer = match early {
+            Some(answer) => Ok(answer),
+            None => tokio::time::timeout(self.headers_timeout, &mut send).await,
+        };
+        match answer {
             Err(_) => {
                 tracing::warn!(%url, timeout = ?self.headers_timeout, "upstream did not answer in time");
                 Err(ProxyError::Timeout)
             }
+            Ok(Err(e)) if over_size_limit(&e) => Err(ProxyError::TooLarge),
             Ok(Err(e)) => Err(no_answer(
                 StreamingHttpClient::describe_error(e, &url),
                 &url,
@@ -107,7 +143,11 @@ impl Upstreams {
     pub fn stream(&self, response: reqwest::Response) -> Response {
         let status = response.status();
         let headers = response_headers(response.headers(), true);
-        let body = IdleTimeout::new(reqwest::Body::from(response), self.body_timeout);
+        let body = IdleTimeout::new(
+            reqwest::Body::from(response),
+            self.body_timeout,
+            "upstream response",
+        );
         let mut out = Response::new(Body::new(body));
         *out.status_mut() = status;
         *out.headers_mut() = headers;
@@ -127,13 +167,19 @@ impl Upstreams {
         if json_or_unknown {
             let mut body = Vec::new();
             let read = async {
-                while let Ok(Some(chunk)) = response.chunk().await {
-                    body.extend_from_slice(&chunk);
-                    if body.len() > MAX_ERROR_BODY {
-                        return false;
+                loop {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => {
+                            body.extend_from_slice(&chunk);
+                            if body.len() > MAX_ERROR_BODY {
+                                return false;
+                            }
+                        }
+                        Ok(None) => return true,
+                        // Cut off: what came is not the whole error.
+                        Err(_) => return false,
                     }
                 }
-                true
             };
             let complete = tokio::time::timeout(self.body_timeout, read)
                 .await
@@ -182,7 +228,11 @@ impl Upstreams {
             if body.len() as u64 > limit {
                 // Too large to hold: what was read goes first, then the rest as it comes.
                 let relayed = response_headers(&headers, true);
-                let rest = IdleTimeout::new(reqwest::Body::from(response), self.body_timeout);
+                let rest = IdleTimeout::new(
+                    reqwest::Body::from(response),
+                    self.body_timeout,
+                    "upstream response",
+                );
                 let read = futures_util::stream::once(async move { Ok(Bytes::from(body)) });
                 let stream = read.chain(Body::new(rest).into_data_stream());
                 let mut out = Response::new(Body::from_stream(stream));
@@ -221,10 +271,7 @@ impl WholeResponse {
 
     /// Whether the body is plain JSON (not compressed, JSON or no content type).
     pub fn is_plain_json(&self) -> bool {
-        let identity = self
-            .header(CONTENT_ENCODING.as_str())
-            .is_none_or(|e| e.trim().eq_ignore_ascii_case("identity"));
-        identity && self.header(CONTENT_TYPE.as_str()).is_none_or(is_json)
+        is_plain_json(&self.headers)
     }
 
     /// The response as received.
@@ -280,8 +327,12 @@ impl UpstreamError {
 impl IntoResponse for UpstreamError {
     fn into_response(self) -> Response {
         let mut response = self.api_error().into_response();
+        // Replaced as a whole, so repeated upstream headers all come back.
+        for name in self.headers.keys() {
+            response.headers_mut().remove(name);
+        }
         for (name, value) in &self.headers {
-            response.headers_mut().insert(name.clone(), value.clone());
+            response.headers_mut().append(name.clone(), value.clone());
         }
         response
     }
@@ -346,21 +397,27 @@ struct IdleTimeout<B> {
     inner: B,
     limit: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// Whose body it is, for the error.
+    what: &'static str,
 }
 
 impl<B> IdleTimeout<B> {
-    fn new(inner: B, limit: Duration) -> IdleTimeout<B> {
+    fn new(inner: B, limit: Duration, what: &'static str) -> IdleTimeout<B> {
         IdleTimeout {
             inner,
             limit,
             timer: Box::pin(tokio::time::sleep(limit)),
+            what,
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the upstream service paused longer than {0:?} in its response")]
-struct BodyTimeout(Duration);
+#[error("the {what} paused longer than {limit:?}")]
+struct BodyTimeout {
+    what: &'static str,
+    limit: Duration,
+}
 
 impl<B> HttpBody for IdleTimeout<B>
 where
@@ -383,8 +440,11 @@ where
             }
             Poll::Pending => match this.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
-                    tracing::warn!(limit = ?this.limit, "upstream response stalled; cut off");
-                    Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit)))))
+                    tracing::warn!(limit = ?this.limit, body = this.what, "a forwarded body stalled; cut off");
+                    Poll::Ready(Some(Err(Box::new(BodyTimeout {
+                        what: this.what,
+                        limit: this.limit,
+                    }))))
                 }
                 Poll::Pending => Poll::Pending,
             },
@@ -398,6 +458,28 @@ where
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// Whether a request failed because the client's body went over the request size limit (the
+/// limit's error is somewhere in the chain of causes).
+fn over_size_limit(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = cause {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+/// Whether a response with these headers has a plain JSON body (not compressed, JSON or no
+/// content type).
+pub fn is_plain_json(headers: &HeaderMap) -> bool {
+    let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let identity =
+        header(&CONTENT_ENCODING).is_none_or(|e| e.trim().eq_ignore_ascii_case("identity"));
+    identity && header(&CONTENT_TYPE).is_none_or(is_json)
 }
 
 #[cfg(test)]

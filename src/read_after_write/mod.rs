@@ -29,7 +29,7 @@ use pds_syntax::Tid;
 use serde_json::{Value, json};
 
 use crate::api::ApiError;
-use crate::proxy::upstream::{Read, UpstreamError, WholeResponse};
+use crate::proxy::upstream::{self, Read, UpstreamError, WholeResponse};
 use crate::proxy::{Encoding, Forwarding};
 use crate::records::RecordError;
 use crate::state::AppState;
@@ -84,46 +84,50 @@ async fn respond(state: &AppState, request: Request, method: Method) -> Result<R
         }
         return Ok(error.into_response());
     }
-    if !response.headers().contains_key(REPO_REV_HEADER) {
+    // Only a plain JSON success with a revision can take local records; and only when there
+    // are some is it read whole (the common case, an AppView that has caught up, streams).
+    let rev = response
+        .headers()
+        .get(REPO_REV_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Tid::new(v).ok());
+    let Some(rev) = rev else {
+        return Ok(upstreams.stream(response));
+    };
+    if response.status() != StatusCode::OK || !upstream::is_plain_json(response.headers()) {
         return Ok(upstreams.stream(response));
     }
+    let (local, viewer) = match load(state, &forwarding.did, rev).await {
+        Ok(Some(loaded)) => loaded,
+        Ok(None) => return Ok(upstreams.stream(response)),
+        Err(e) => {
+            tracing::warn!(did = %forwarding.did, error = %e, "read-after-write: local records unreadable");
+            return Ok(upstreams.stream(response));
+        }
+    };
     match upstreams
         .read_whole(response, state.proxy.max_response_size())
         .await?
     {
-        Read::Whole(whole) => Ok(merged(state, &forwarding, method, whole).await),
+        Read::Whole(whole) => Ok(merged(&forwarding, method, whole, &local, &viewer).await),
         Read::Streamed(response) => Ok(response),
     }
 }
 
-/// `whole` with the account's records newer than its revision merged in, or as it came.
+/// `whole` with the account's newer records merged in, or as it came if it is not JSON.
 async fn merged(
-    state: &AppState,
     forwarding: &Forwarding,
     method: Method,
     whole: WholeResponse,
+    local: &LocalRecords,
+    viewer: &LocalViewer<'_>,
 ) -> Response {
-    let rev = match whole.header(REPO_REV_HEADER).map(Tid::new) {
-        Some(Ok(rev)) => rev,
-        _ => return whole.into_response(),
-    };
-    if whole.status != StatusCode::OK || !whole.is_plain_json() {
-        return whole.into_response();
-    }
     let Ok(original) = serde_json::from_slice::<Value>(&whole.body) else {
         return whole.into_response();
     };
-    let (local, viewer) = match load(state, &forwarding.did, rev).await {
-        Ok(Some(loaded)) => loaded,
-        Ok(None) => return whole.into_response(),
-        Err(e) => {
-            tracing::warn!(did = %forwarding.did, error = %e, "read-after-write: local records unreadable");
-            return whole.into_response();
-        }
-    };
     let query = query_of(&forwarding.parts);
-    let merged = munge::apply(method, &viewer, original, &local, &query).await;
-    json_response(whole.headers_for_rewritten_body(), &merged, &local)
+    let merged = munge::apply(method, viewer, original, local, &query).await;
+    json_response(whole.headers_for_rewritten_body(), &merged, local)
 }
 
 /// The account's records newer than `rev` and a viewer for them; `None` if there are none.

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::Method;
 use super::records::{LocalRecord, LocalRecords};
-use super::viewer::LocalViewer;
+use super::viewer::{LocalViewer, type_of};
 
 /// The `$type` of a thread node that holds a post.
 pub const THREAD_VIEW_POST: &str = "app.bsky.feed.defs#threadViewPost";
@@ -225,13 +225,6 @@ fn find_node<'v>(thread: &'v mut Value, uri: &str) -> Option<&'v mut Value> {
         .as_array_mut()?
         .iter_mut()
         .find_map(|reply| find_node(reply, uri))
-}
-
-fn type_of(value: &Value) -> &str {
-    value
-        .get("$type")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -257,7 +257,8 @@ impl<'a> LocalViewer<'a> {
     }
 }
 
-fn type_of(value: &Value) -> &str {
+/// A record's or an embed's `$type`, or "".
+pub(super) fn type_of(value: &Value) -> &str {
     value
         .get("$type")
         .and_then(Value::as_str)
