@@ -75,6 +75,20 @@ fn count_records(server: &TestServer, did: &str) -> usize {
 }
 
 /// Runs `pds <args> --config <shipped>` with the data directory `data`.
+/// Copies a directory tree (a backup) as it is.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 fn pds_on(data: &Path, args: &[&str]) -> common::Finished {
     let config = shipped_config();
     let mut all: Vec<&str> = args.to_vec();
@@ -182,6 +196,63 @@ fn a_backup_under_write_load_restores_to_a_server_where_every_repo_verifies() {
     assert!(manifest["blobs"]["count"].as_u64().unwrap() >= blobs.len() as u64);
     assert_eq!(manifest["blobs"]["missing"], json!([]));
     assert_eq!(manifest["secretsFile"], true);
+
+    // Readable by its owner only: it holds every signing key and password hash.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&backup_dir), 0o700);
+        assert_eq!(mode(&backup_dir.join("databases")), 0o700);
+        assert_eq!(mode(&backup_dir.join("databases/pds.sqlite")), 0o600);
+        let (did, cid, _) = &blobs[0];
+        assert_eq!(mode(&backup_dir.join("blobs").join(did).join(cid)), 0o600);
+    }
+    // The hold it placed on blob deletions ended with it.
+    let holds: i64 = rusqlite::Connection::open(server.data_dir().join("pds.sqlite"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM blob_deletion_hold", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(holds, 0);
+
+    // A damaged copy is not restored, and what the attempt wrote is removed again.
+    let damaged = work.path().join("damaged");
+    copy_dir(&backup_dir, &damaged);
+    let (did, cid, _) = &blobs[1];
+    std::fs::write(
+        damaged.join("blobs").join(did).join(cid),
+        b"not the picture",
+    )
+    .unwrap();
+    let elsewhere = work.path().join("elsewhere/data");
+    let done = pds_on(
+        &elsewhere,
+        &["restore", "--from", damaged.to_str().unwrap()],
+    );
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+    assert!(
+        done.stderr.contains("does not match its CID"),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stderr.contains("nothing restored"), "{}", done.stderr);
+    assert!(
+        std::fs::read_dir(&elsewhere).unwrap().next().is_none(),
+        "the failed restore left files behind"
+    );
+    // Nor one whose manifest names a file that is not a database of the server's.
+    let mut crafted = manifest.clone();
+    crafted["databases"][0]["file"] = json!("pds.sqlite-wal");
+    std::fs::write(
+        damaged.join("manifest.json"),
+        serde_json::to_vec(&crafted).unwrap(),
+    )
+    .unwrap();
+    let done = pds_on(
+        &elsewhere,
+        &["restore", "--from", damaged.to_str().unwrap()],
+    );
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+    assert!(done.stderr.contains("names a database"), "{}", done.stderr);
 
     // A backup never goes into a directory that holds anything.
     let refused = pds_on(

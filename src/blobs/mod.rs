@@ -353,7 +353,14 @@ impl Blobs {
             let deleted = self
                 .inner
                 .db
-                .write(move |w| delete_unreferenced(w.tx.connection(), &candidates, cutoff))
+                .write(move |w| {
+                    // Checked in the write transaction: a hold placed before it commits keeps
+                    // these files, one placed after finds their rows gone already.
+                    if deletions_held(w.tx.connection(), now_ms)? {
+                        return Ok(Vec::new());
+                    }
+                    delete_unreferenced(w.tx.connection(), &candidates, cutoff)
+                })
                 .await?;
             for (did, cid) in &deleted {
                 let Ok(cid) = pds_ipld::parse_cid(cid) else {
@@ -380,6 +387,9 @@ impl Blobs {
         let cutoff = UNIX_EPOCH
             + Duration::from_millis(now_ms.saturating_sub(grace.as_millis() as i64).max(0) as u64);
         let mut removed = 0;
+        if self.held(now_ms).await? {
+            return Ok(0);
+        }
         for did in self.inner.store.list_accounts().await? {
             let stored = self.inner.store.list(&did).await?;
             for blob in stored.into_iter().filter(|b| b.modified < cutoff) {
@@ -390,14 +400,14 @@ impl Blobs {
                     .inner
                     .db
                     .read(move |store| {
-                        Ok::<_, BlobError>(
-                            store
-                                .connection()
-                                .prepare_cached("SELECT 1 FROM blob WHERE did = ?1 AND cid = ?2")?
-                                .query_row((&d, &c), |_| Ok(()))
-                                .optional()?
-                                .is_some(),
-                        )
+                        let conn = store.connection();
+                        let known = conn
+                            .prepare_cached("SELECT 1 FROM blob WHERE did = ?1 AND cid = ?2")?
+                            .query_row((&d, &c), |_| Ok(()))
+                            .optional()?
+                            .is_some();
+                        // A hold placed during the sweep keeps the rest.
+                        Ok::<_, BlobError>(known || deletions_held(conn, now_ms)?)
                     })
                     .await?;
                 if !known && self.inner.store.delete(&did, &blob.cid).await? {
@@ -444,9 +454,23 @@ impl Blobs {
     }
 
     /// Deletes every stored file of `did`. Call after the transaction that ran
-    /// [`delete_account_rows`] has committed.
+    /// [`delete_account_rows`] has committed. While deletions are held (a backup is copying),
+    /// the files stay: without rows they are orphans, which the collector's sweep removes once
+    /// the hold ends.
     pub async fn delete_account_files(&self, did: &str) -> Result<(), BlobError> {
+        if self.held((self.inner.clock)()).await? {
+            tracing::info!(%did, "blob deletions are held (a backup is running): the account's files go at a later sweep");
+            return Ok(());
+        }
         Ok(self.inner.store.delete_account(did).await?)
+    }
+
+    /// Whether a hold on deleting blob files is in force at `now_ms`.
+    async fn held(&self, now_ms: i64) -> Result<bool, BlobError> {
+        self.inner
+            .db
+            .read(move |store| deletions_held(store.connection(), now_ms))
+            .await
     }
 }
 
@@ -766,6 +790,32 @@ pub fn list_missing(
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+/// Places (or extends) `holder`'s hold on deleting blob files, in force until `until_ms`: see
+/// the `blob_deletion_hold` table. Placed in its own committed transaction before the snapshot
+/// it protects is taken.
+pub fn hold_deletions(conn: &Connection, holder: &str, until_ms: i64) -> Result<(), BlobError> {
+    conn.prepare_cached(
+        "INSERT INTO blob_deletion_hold (holder, until_ms) VALUES (?1, ?2)
+         ON CONFLICT (holder) DO UPDATE SET until_ms = excluded.until_ms",
+    )?
+    .execute((holder, until_ms))?;
+    Ok(())
+}
+
+/// Ends `holder`'s hold (and forgets holds that have run out).
+pub fn release_deletions(conn: &Connection, holder: &str, now_ms: i64) -> Result<(), BlobError> {
+    conn.prepare_cached("DELETE FROM blob_deletion_hold WHERE holder = ?1 OR until_ms <= ?2")?
+        .execute((holder, now_ms))?;
+    Ok(())
+}
+
+/// Whether any hold on deleting blob files is in force at `now_ms`.
+pub fn deletions_held(conn: &Connection, now_ms: i64) -> Result<bool, BlobError> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM blob_deletion_hold WHERE until_ms > ?1)")?
+        .query_row([now_ms], |r| r.get(0))?)
 }
 
 /// The media type `did`'s blob `cid` was uploaded as, if it is stored.

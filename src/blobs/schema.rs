@@ -29,7 +29,17 @@ CREATE TABLE record_blob (
 CREATE INDEX record_blob_record ON record_blob (did, record_uri);
 ";
 
+const V2: &str = "
+-- Holds on deleting blob files: while one is in force (a `pds backup` copying the blobs its
+-- database snapshot references), the collector and account deletion delete no file. Another
+-- process places it, so it lives here, in the database both share.
+CREATE TABLE blob_deletion_hold (
+    holder   TEXT PRIMARY KEY,              -- who holds it, e.g. `backup <pid>`
+    until_ms INTEGER NOT NULL               -- unix ms; a holder that died stops holding then
+) WITHOUT ROWID;
+";
+
 /// Creates or upgrades the blob tables.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    pds_storage::migrate_component(conn, "blobs", &[V1])
+    pds_storage::migrate_component(conn, "blobs", &[V1, V2])
 }

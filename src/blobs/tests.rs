@@ -463,6 +463,58 @@ async fn a_reupload_restarts_the_grace_period() {
 }
 
 #[tokio::test]
+async fn a_hold_keeps_every_file_until_it_ends() {
+    let s = service(1 << 20).await;
+    let start = s.now.load(Ordering::SeqCst);
+    let unused = s.upload(b"unused", None).await;
+    let orphan = cid_of(b"orphan");
+    std::fs::write(s.file(&orphan), b"orphan").unwrap();
+    let later = start + 2 * HOUR_MS;
+    let hold = |until: i64| {
+        s.db.write(move |w| hold_deletions(w.tx.connection(), "backup 1", until))
+    };
+    hold(later + HOUR_MS).await.unwrap();
+
+    // Neither the collector nor the sweep nor account deletion removes anything meanwhile.
+    assert_eq!(
+        s.blobs
+            .gc_at(later, DEFAULT_GC_GRACE)
+            .await
+            .unwrap()
+            .deleted,
+        0
+    );
+    assert_eq!(
+        s.blobs
+            .sweep_orphans_at(later, DEFAULT_GC_GRACE)
+            .await
+            .unwrap(),
+        0
+    );
+    s.blobs.delete_account_files(DID).await.unwrap();
+    assert!(s.file(&unused.cid).exists() && s.file(&orphan).exists());
+
+    // A hold that ran out holds nothing; released, it is gone.
+    assert_eq!(
+        s.blobs
+            .gc_at(later + 2 * HOUR_MS, DEFAULT_GC_GRACE)
+            .await
+            .unwrap()
+            .deleted,
+        1
+    );
+    assert!(!s.file(&unused.cid).exists());
+    s.db.write(move |w| release_deletions(w.tx.connection(), "backup 1", later))
+        .await
+        .unwrap();
+    let held =
+        s.db.read(move |store| deletions_held(store.connection(), later))
+            .await
+            .unwrap();
+    assert!(!held);
+}
+
+#[tokio::test]
 async fn orphaned_files_are_swept() {
     let s = service(1 << 20).await;
     let kept = s.upload(b"known", None).await;

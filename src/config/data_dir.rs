@@ -26,7 +26,14 @@ fn ensure_writable(
     dir: &Path,
 ) -> Result<(), ConfigError> {
     let fail = |problem: String| ConfigError::new(&config.setting_name(setting), problem);
-    fs::create_dir_all(dir)
+    // Created readable by the server's user only: the databases hold signing keys and
+    // password hashes (an existing directory keeps the mode its owner gave it).
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
         .map_err(|e| fail(format!("cannot create directory {}: {e}", dir.display())))?;
     let probe = dir.join(format!(".pds-write-check-{}", std::process::id()));
     let written = OpenOptions::new()

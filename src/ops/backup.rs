@@ -7,9 +7,21 @@
 //! backup made in several steps would restart each time the server commits, and under steady
 //! writes might never finish.
 //!
+//! The databases are `pds.sqlite` then `plc.sqlite` (the embedded did:plc directory), in that
+//! order: the directory's operations are written before the account rows that use them, so a
+//! `pds.sqlite` snapshot taken first never holds an account whose DID the later `plc.sqlite`
+//! snapshot lacks. Other files in the data directory are not the server's and are left out.
+//!
 //! The blobs copied are those the copied `pds.sqlite` knows (its `blob` table): the snapshot
 //! decides, not the blob directory, so every blob a backed-up record references is in the
-//! backup, and blobs uploaded after the snapshot are not. Each is streamed (constant memory)
+//! backup, and blobs uploaded after the snapshot are not. So that none of them is deleted before
+//! it is copied (a record deleted after the snapshot frees its blob), the backup holds blob
+//! deletions (`blobs::hold_deletions`, a row in the live `pds.sqlite`) from before the snapshot
+//! until the copy ends; the server's collector and account deletion honour it, and a hold left
+//! by a backup that died runs out after an hour.
+//!
+//! Everything written is readable by its owner only (directories 0700, files 0600): a backup
+//! holds every account's signing key and password hash. Each is streamed (constant memory)
 //! and checked against its CID. A referenced blob that vanished from the blob store before it
 //! could be copied, or whose bytes do not match its CID, is reported, listed in the manifest
 //! and makes the command fail; an unreferenced (temporary) upload the collector removed in the
@@ -49,6 +61,13 @@ impl BackupSummary {
 const LOCKED_FOR_AT_MOST: Duration = Duration::from_secs(30);
 /// How often blob progress is reported, at most.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// The databases a data directory holds, in the order they are snapshotted (see the module
+/// doc); only the first must exist.
+pub const DATABASES: [&str; 2] = [DATABASE_FILE, "plc.sqlite"];
+/// How long a hold on blob deletions lasts unless renewed (a backup renews it as it copies).
+const HOLD_FOR: Duration = Duration::from_secs(60 * 60);
+/// How often the hold is renewed while blobs are copied.
+const RENEW_HOLD_EVERY: Duration = Duration::from_secs(5 * 60);
 
 /// Backs up `config`'s data directory (databases, blobs, dev-mode secrets) into `out`, which
 /// must be missing or empty. `progress` gets one line per step. A backup whose referenced
@@ -70,7 +89,12 @@ pub fn backup(
         ));
     }
     prepare_out(out)?;
-    let databases = find_databases(data_dir)?;
+    let databases: Vec<String> = DATABASES
+        .iter()
+        .filter(|name| data_dir.join(name).is_file())
+        .map(|name| name.to_string())
+        .collect();
+    let mut hold = DeletionHold::place(&main_db)?;
     progress(format!(
         "backing up {} into {}: databases {}",
         data_dir.display(),
@@ -97,17 +121,22 @@ pub fn backup(
         &db_out.join(DATABASE_FILE),
         &config.storage.blobstore_disk_location,
         &out.join(BLOBS_DIR),
+        &mut hold,
         progress,
     )?;
+    hold.release();
 
     let secrets = data_dir.join(SECRETS_FILE);
     let secrets_file = secrets.is_file();
+    let mut secrets_sha256 = None;
     if secrets_file {
         let from = std::fs::File::open(&secrets)
             .map_err(|e| format!("reading {}: {e}", secrets.display()))?;
         let to = super::create_private(&out.join(SECRETS_FILE))
             .map_err(|e| format!("writing {SECRETS_FILE}: {e}"))?;
-        super::copy_hashed(from, to).map_err(|e| format!("copying {SECRETS_FILE}: {e}"))?;
+        let (_, digest) =
+            super::copy_hashed(from, to).map_err(|e| format!("copying {SECRETS_FILE}: {e}"))?;
+        secrets_sha256 = Some(super::hex(&digest));
         progress(format!(
             "{SECRETS_FILE} copied (dev mode's generated secrets)"
         ));
@@ -135,6 +164,7 @@ pub fn backup(
         databases: entries,
         blobs,
         secrets_file,
+        secrets_sha256,
     };
     write_manifest(out, &manifest)?;
     Ok(BackupSummary {
@@ -167,37 +197,82 @@ fn prepare_out(out: &Path) -> Result<(), String> {
         }
         Err(e) => return Err(format!("{}: {e}", out.display())),
     }
+    // Owner only, also when the directory was there already (made by hand, a mount point).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("making {} private: {e}", out.display()))?;
+    }
     for dir in [out.join(DATABASES_DIR), out.join(BLOBS_DIR)] {
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        super::create_private_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
     Ok(())
 }
 
-/// The SQLite databases directly in the data directory (by their header; not their WAL or
-/// shared-memory files), in name order.
-fn find_databases(data_dir: &Path) -> Result<Vec<String>, String> {
-    let fail = |e: io::Error| format!("listing {}: {e}", data_dir.display());
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(data_dir).map_err(fail)? {
-        let entry = entry.map_err(fail)?;
-        if !entry.file_type().map_err(fail)?.is_file() {
-            continue;
-        }
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
+/// A hold on blob deletions in the live database for as long as the backup copies (see the
+/// module doc); released when dropped, whatever ended the backup.
+struct DeletionHold {
+    conn: Connection,
+    holder: String,
+    renewed: Instant,
+    released: bool,
+}
+
+impl DeletionHold {
+    fn place(main_db: &Path) -> Result<DeletionHold, String> {
+        let fail = |e: String| format!("holding blob deletions in {}: {e}", main_db.display());
+        let conn = Connection::open_with_flags(
+            main_db,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        conn.busy_timeout(LOCKED_FOR_AT_MOST)
+            .map_err(|e| fail(e.to_string()))?;
+        let hold = DeletionHold {
+            conn,
+            holder: format!("backup {}", std::process::id()),
+            renewed: Instant::now(),
+            released: false,
         };
-        if ["-wal", "-shm", "-journal"]
-            .iter()
-            .any(|suffix| name.ends_with(suffix))
-        {
-            continue;
+        hold.write().map_err(|e| {
+            fail(format!(
+                "{e} (a server of this version must have opened the data directory once)"
+            ))
+        })?;
+        Ok(hold)
+    }
+
+    fn write(&self) -> Result<(), String> {
+        let until = crate::blobs::now_ms() + HOLD_FOR.as_millis() as i64;
+        crate::blobs::hold_deletions(&self.conn, &self.holder, until).map_err(|e| e.to_string())
+    }
+
+    /// Extends the hold if it is due.
+    fn renew(&mut self) -> Result<(), String> {
+        if self.renewed.elapsed() >= RENEW_HOLD_EVERY {
+            self.write()
+                .map_err(|e| format!("renewing the hold on blob deletions: {e}"))?;
+            self.renewed = Instant::now();
         }
-        if super::is_sqlite_file(&entry.path()).map_err(fail)? {
-            names.push(name);
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        if !self.released {
+            self.released = true;
+            let now = crate::blobs::now_ms();
+            if let Err(e) = crate::blobs::release_deletions(&self.conn, &self.holder, now) {
+                tracing::warn!(error = %e, "could not release the hold on blob deletions; it runs out within the hour");
+            }
         }
     }
-    names.sort();
-    Ok(names)
+}
+
+impl Drop for DeletionHold {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// Copies the database at `from` to the new file `to` in one online-backup step (one snapshot),
@@ -212,6 +287,8 @@ fn backup_database(from: &Path, to: &Path) -> Result<i32, String> {
     source
         .busy_timeout(Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
+    // Created empty and private first: SQLite would make it readable by everyone.
+    super::create_private(to).map_err(|e| format!("creating {}: {e}", to.display()))?;
     let mut copy = Connection::open(to).map_err(|e| format!("creating {}: {e}", to.display()))?;
     let pages = {
         let backup = Backup::new(&source, &mut copy).map_err(|e| e.to_string())?;
@@ -263,6 +340,7 @@ fn copy_blobs(
     db: &Path,
     blob_root: &Path,
     out: &Path,
+    hold: &mut DeletionHold,
     progress: &mut dyn FnMut(String),
 ) -> Result<BlobSummary, String> {
     let conn = Connection::open(db).map_err(|e| format!("opening {}: {e}", db.display()))?;
@@ -341,14 +419,15 @@ fn copy_blobs(
                     continue;
                 }
             };
+            hold.renew()?;
             let did_dir = out.join(&did);
             if current_did_dir.as_ref() != Some(&did_dir) {
-                std::fs::create_dir_all(&did_dir)
+                super::create_private_dir(&did_dir)
                     .map_err(|e| format!("creating {}: {e}", did_dir.display()))?;
                 current_did_dir = Some(did_dir.clone());
             }
             let target = did_dir.join(cid.to_string());
-            let written = std::fs::File::create(&target)
+            let written = super::create_private(&target)
                 .and_then(|to| super::copy_hashed(file, BufWriter::new(to)))
                 .map_err(|e| format!("copying blob {did} {cid_text}: {e}"))?;
             let (bytes, digest) = written;
@@ -404,7 +483,7 @@ fn write_manifest(out: &Path, manifest: &Manifest) -> Result<(), String> {
     let fail = |e: io::Error| format!("writing {MANIFEST_FILE}: {e}");
     {
         use std::io::Write;
-        let mut file = std::fs::File::create(&partial).map_err(fail)?;
+        let mut file = super::create_private(&partial).map_err(fail)?;
         file.write_all(text.as_bytes()).map_err(fail)?;
         file.write_all(b"\n").map_err(fail)?;
         file.sync_all().map_err(fail)?;

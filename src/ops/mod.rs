@@ -57,6 +57,9 @@ pub struct Manifest {
     pub blobs: BlobSummary,
     /// Whether `secrets.toml` (dev mode's generated secrets) is included.
     pub secrets_file: bool,
+    /// Its hex sha256, checked on restore (absent in backups made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_sha256: Option<String>,
 }
 
 /// One database file of a backup.
@@ -121,35 +124,21 @@ impl Manifest {
                 env!("CARGO_PKG_VERSION")
             ));
         }
+        let mut seen = Vec::new();
         for db in &manifest.databases {
-            if !is_plain_file_name(&db.file) {
+            // Only the server's own databases, once each: a crafted manifest must not name a
+            // WAL file, the secrets, or a path elsewhere.
+            if !backup::DATABASES.contains(&db.file.as_str()) || seen.contains(&&db.file) {
                 return Err(format!(
-                    "the manifest names a database {:?}, which is not a plain file name",
-                    db.file
+                    "the manifest names a database {:?}: a backup holds {} once each",
+                    db.file,
+                    backup::DATABASES.join(" and ")
                 ));
             }
+            seen.push(&db.file);
         }
         Ok(manifest)
     }
-}
-
-/// A single path component, neither `.` nor `..`: safe to join to a directory.
-fn is_plain_file_name(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
-}
-
-/// Whether `path` starts with SQLite's file header.
-fn is_sqlite_file(path: &Path) -> io::Result<bool> {
-    let mut header = [0u8; 16];
-    let mut file = std::fs::File::open(path)?;
-    let mut read = 0;
-    while read < header.len() {
-        match file.read(&mut header[read..])? {
-            0 => return Ok(false),
-            n => read += n,
-        }
-    }
-    Ok(&header == b"SQLite format 3\0")
 }
 
 /// The first file found under `dir` (depth first), if any: empty directories do not count.
@@ -242,6 +231,25 @@ fn create_private(path: &Path) -> io::Result<std::fs::File> {
     options.open(path)
 }
 
+/// Creates `dir` (and its parents) readable by its owner only, where the platform has modes.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Opens a file of a backup for reading, refusing symbolic links: a backup directory is read as
+/// what it holds, never as a pointer to files elsewhere.
+fn open_backup_file(path: &Path) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    options.open(path)
+}
+
 /// Now, as an atproto datetime.
 fn now_datetime() -> String {
     crate::accounts::email_tokens::datetime_from_ms(crate::blobs::now_ms())
@@ -280,14 +288,6 @@ mod tests {
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(1500), "1.5 kB");
         assert_eq!(human_bytes(2_500_000), "2.5 MB");
-    }
-
-    #[test]
-    fn plain_file_names_only() {
-        assert!(is_plain_file_name("pds.sqlite"));
-        for bad in ["", ".", "..", "../x", "a/b", "a\\b"] {
-            assert!(!is_plain_file_name(bad), "{bad:?}");
-        }
     }
 
     #[test]

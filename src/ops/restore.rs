@@ -3,11 +3,13 @@
 //! Only into an empty place: the data directory and the blob directory must be missing or hold
 //! no files (empty directories are fine), so a restore can never mix two servers' data or
 //! overwrite a running server's (a server that has started on a directory has written its
-//! database there). Everything is checked while it is copied: each database against the
-//! manifest's sha256 and with SQLite's `quick_check`, each blob against its CID. Blobs go in
-//! first, then the secrets, and the databases last, each under a temporary name then linked
-//! into place (a link never replaces an existing file): until the databases appear, a server
-//! pointed at the directory would start empty rather than with half a restore.
+//! database there). Everything is checked before it counts: the databases first (copied under a
+//! temporary name, each against the manifest's sha256 and with SQLite's `quick_check`), so a
+//! damaged backup is found before gigabytes of blobs are copied; then each blob against its
+//! CID, then the secrets against their sha256; the databases are linked into place last (a link
+//! never replaces an existing file): until they appear, a server pointed at the directory would
+//! start empty rather than with half a restore. A restore that fails removes what it wrote.
+//! Symbolic links in the backup are refused; what is written is readable by its owner only.
 
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
@@ -73,9 +75,15 @@ pub fn restore(
     // Cheap checks before anything is written.
     for db in &manifest.databases {
         let path = from.join(DATABASES_DIR).join(&db.file);
-        let len = std::fs::metadata(&path)
-            .map_err(|e| format!("the backup's {}: {e}", path.display()))?
-            .len();
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(|e| format!("the backup's {}: {e}", path.display()))?;
+        if !meta.is_file() {
+            return Err(format!(
+                "the backup's {} is not a plain file",
+                path.display()
+            ));
+        }
+        let len = meta.len();
         if len != db.bytes {
             return Err(format!(
                 "the backup's {} is {len} bytes, its manifest says {}: the backup is damaged",
@@ -84,7 +92,9 @@ pub fn restore(
             ));
         }
     }
-    if manifest.secrets_file && !from.join(SECRETS_FILE).is_file() {
+    if manifest.secrets_file
+        && !std::fs::symlink_metadata(from.join(SECRETS_FILE)).is_ok_and(|m| m.is_file())
+    {
         return Err(format!(
             "the manifest lists {SECRETS_FILE} but the backup does not hold it"
         ));
@@ -107,14 +117,23 @@ pub fn restore(
         ));
     }
 
-    let (blobs, blob_bytes) = write_restore(config, from, &manifest, progress).map_err(|e| {
-        format!(
-            "{e} (the data directory {} and blob directory {} may hold part of the restore: \
-             empty them before trying again)",
-            config.storage.data_directory.display(),
-            config.storage.blobstore_disk_location.display()
-        )
-    })?;
+    let (blobs, blob_bytes) = match write_restore(config, from, &manifest, progress) {
+        Ok(done) => done,
+        Err(e) => {
+            // Both directories held no file before (check_target): all they hold is ours.
+            let storage = &config.storage;
+            for dir in [&storage.blobstore_disk_location, &storage.data_directory] {
+                if let Err(cleanup) = empty_dir(dir) {
+                    return Err(format!(
+                        "{e} (and removing what the restore wrote to {} failed: {cleanup}; \
+                         empty it before trying again)",
+                        dir.display()
+                    ));
+                }
+            }
+            return Err(format!("{e} (nothing restored)"));
+        }
+    };
     Ok(RestoreSummary {
         databases: manifest.databases.len(),
         manifest,
@@ -124,8 +143,8 @@ pub fn restore(
     })
 }
 
-/// Writes the checked backup into place: blobs, secrets, then databases. Returns the blob
-/// count and bytes.
+/// Writes the backup into place: databases staged and checked, blobs, secrets, then the
+/// databases linked in. Returns the blob count and bytes.
 fn write_restore(
     config: &Config,
     from: &Path,
@@ -134,30 +153,7 @@ fn write_restore(
 ) -> Result<(u64, u64), String> {
     let data_dir = &config.storage.data_directory;
     let blob_root = &config.storage.blobstore_disk_location;
-    let (blobs, blob_bytes) = restore_blobs(&from.join(BLOBS_DIR), blob_root, progress)?;
-    if blobs != manifest.blobs.count {
-        return Err(format!(
-            "the backup holds {blobs} blobs, its manifest says {}: the backup is damaged",
-            manifest.blobs.count,
-        ));
-    }
-    super::sync_file_system(blob_root)
-        .map_err(|e| format!("syncing {}: {e}", blob_root.display()))?;
 
-    if manifest.secrets_file {
-        let target = data_dir.join(SECRETS_FILE);
-        let source = std::fs::File::open(from.join(SECRETS_FILE))
-            .map_err(|e| format!("reading the backup's {SECRETS_FILE}: {e}"))?;
-        let to = super::create_private(&target)
-            .map_err(|e| format!("writing {}: {e}", target.display()))?;
-        super::copy_hashed(source, &to).map_err(|e| format!("writing {SECRETS_FILE}: {e}"))?;
-        to.sync_all()
-            .map_err(|e| format!("writing {SECRETS_FILE}: {e}"))?;
-        progress(format!("{SECRETS_FILE} restored"));
-    }
-
-    // Each database is copied and checked under a temporary name first, then all are linked
-    // into place.
     let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
     let result = (|| {
         for db in &manifest.databases {
@@ -166,12 +162,9 @@ fn write_restore(
             let temporary = data_dir.join(format!("{}.restoring", db.file));
             staged.push((temporary.clone(), target));
             let t = Instant::now();
-            let (bytes, digest) = std::fs::File::open(&source)
+            let (bytes, digest) = super::open_backup_file(&source)
                 .and_then(|from| {
-                    let to = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&temporary)?;
+                    let to = super::create_private(&temporary)?;
                     let copied = super::copy_hashed(from, BufWriter::new(&to))?;
                     to.sync_all()?;
                     Ok(copied)
@@ -191,12 +184,46 @@ fn write_restore(
             super::backup::check_database(&conn).map_err(|e| format!("{}: {e}", db.file))?;
             drop(conn);
             progress(format!(
-                "database {}: {} restored and checked in {:.1} s",
+                "database {}: {} copied and checked in {:.1} s",
                 db.file,
                 human_bytes(bytes),
                 t.elapsed().as_secs_f64()
             ));
         }
+
+        let (blobs, blob_bytes) = restore_blobs(&from.join(BLOBS_DIR), blob_root, progress)?;
+        if blobs != manifest.blobs.count {
+            return Err(format!(
+                "the backup holds {blobs} blobs, its manifest says {}: the backup is damaged",
+                manifest.blobs.count,
+            ));
+        }
+        super::sync_file_system(blob_root)
+            .map_err(|e| format!("syncing {}: {e}", blob_root.display()))?;
+
+        if manifest.secrets_file {
+            let target = data_dir.join(SECRETS_FILE);
+            let source = super::open_backup_file(&from.join(SECRETS_FILE))
+                .map_err(|e| format!("reading the backup's {SECRETS_FILE}: {e}"))?;
+            let to = super::create_private(&target)
+                .map_err(|e| format!("writing {}: {e}", target.display()))?;
+            let (_, digest) = super::copy_hashed(source, &to)
+                .map_err(|e| format!("writing {SECRETS_FILE}: {e}"))?;
+            if manifest
+                .secrets_sha256
+                .as_ref()
+                .is_some_and(|want| *want != super::hex(&digest))
+            {
+                return Err(format!(
+                    "{SECRETS_FILE} in the backup does not match its manifest (sha256): the \
+                     backup is damaged"
+                ));
+            }
+            to.sync_all()
+                .map_err(|e| format!("writing {SECRETS_FILE}: {e}"))?;
+            progress(format!("{SECRETS_FILE} restored"));
+        }
+
         for (temporary, target) in &staged {
             std::fs::hard_link(temporary, target).map_err(|e| match e.kind() {
                 io::ErrorKind::AlreadyExists => format!(
@@ -207,14 +234,32 @@ fn write_restore(
                 _ => format!("putting {} in place: {e}", target.display()),
             })?;
         }
-        Ok(())
+        Ok((blobs, blob_bytes))
     })();
     for (temporary, _) in &staged {
         let _ = std::fs::remove_file(temporary);
     }
-    result?;
+    let done = result?;
     super::sync_dir(data_dir).map_err(|e| format!("syncing {}: {e}", data_dir.display()))?;
-    Ok((blobs, blob_bytes))
+    Ok(done)
+}
+
+/// Removes everything inside `dir` (not `dir` itself).
+fn empty_dir(dir: &Path) -> io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Copies `from/<did>/<cid>` into `blob_root/<did>/<cid>`, each checked against its CID and
@@ -243,8 +288,14 @@ fn restore_blobs(
                     dir.join(name).display()
                 )
             })?;
-            let is_dir = entry.file_type().map_err(fail)?.is_dir();
-            entries.push((name, entry.path(), is_dir));
+            let kind = entry.file_type().map_err(fail)?;
+            if kind.is_symlink() {
+                return Err(format!(
+                    "{} in the backup's blobs is a symbolic link",
+                    entry.path().display()
+                ));
+            }
+            entries.push((name, entry.path(), kind.is_dir()));
         }
         entries.sort();
         Ok(entries)
@@ -271,9 +322,9 @@ fn restore_blobs(
             let target = super::blob_path(blob_root, &did, &cid)
                 .ok_or_else(|| format!("unexpected {} in the backup's blobs", did_dir.display()))?;
             let temporary = tmp_dir.join(format!("restore-{did}-{name}"));
-            let (n, digest) = std::fs::File::open(&source)
+            let (n, digest) = super::open_backup_file(&source)
                 .and_then(|from| {
-                    let to = std::fs::File::create(&temporary)?;
+                    let to = super::create_private(&temporary)?;
                     super::copy_hashed(from, BufWriter::new(to))
                 })
                 .map_err(|e| format!("copying blob {did} {name}: {e}"))?;

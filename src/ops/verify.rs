@@ -106,7 +106,15 @@ pub fn verify_repos(
                     // The lock is held only to take the next DID.
                     let next = work_rx.lock().map(|rx| rx.recv());
                     let Ok(Ok(did)) = next else { break };
-                    let report = verify_repo(&store, blob_root, &did);
+                    // A repo that makes the check panic fails; the others are still checked.
+                    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        verify_repo(&store, blob_root, &did)
+                    }));
+                    let report = checked.unwrap_or_else(|_| RepoReport {
+                        problems: vec!["checking it failed unexpectedly (a panic)".to_owned()],
+                        did: did.clone(),
+                        ..Default::default()
+                    });
                     if report_tx.send(report).is_err() {
                         break;
                     }
@@ -114,6 +122,9 @@ pub fn verify_repos(
             });
         }
         drop(report_tx);
+        // Only the workers hold the queue now: if they all end, the feeder's sends fail
+        // rather than wait forever.
+        drop(work_rx);
         let feeder = scope.spawn(move || -> Result<(), String> {
             let mut after: Option<String> = None;
             loop {
