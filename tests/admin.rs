@@ -205,3 +205,216 @@ fn takedown_and_restore() {
     );
     assert_eq!(status, 401);
 }
+
+#[test]
+fn the_operator_manages_accounts_and_invite_codes() {
+    let server = start();
+    let alice = create_account(&server, "alice");
+    let bob = create_account(&server, "bob");
+
+    // Every method needs the admin password.
+    for nsid in [
+        "com.atproto.admin.deleteAccount",
+        "com.atproto.admin.updateAccountPassword",
+        "com.atproto.admin.updateAccountEmail",
+        "com.atproto.admin.updateAccountHandle",
+        "com.atproto.admin.disableInviteCodes",
+        "com.atproto.admin.sendEmail",
+    ] {
+        let (status, body) = post(&server, nsid, Some(&alice.token), json!({}));
+        assert_eq!(status, 401, "{nsid}: {body}");
+    }
+    for path in [
+        "com.atproto.admin.searchAccounts",
+        "com.atproto.admin.getInviteCodes",
+    ] {
+        let (status, body) = get(&server, path, Some(&alice.token));
+        assert_eq!(status, 401, "{path}: {body}");
+    }
+
+    // Search by e-mail, and page through everyone.
+    let (status, found) = admin_get(
+        &server,
+        "/xrpc/com.atproto.admin.searchAccounts?email=ALICE",
+    );
+    assert_eq!(status, 200, "{found}");
+    let dids: Vec<&str> = found["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["did"].as_str().unwrap())
+        .collect();
+    assert_eq!(dids, [alice.did.as_str()]);
+    let (_, first) = admin_get(&server, "/xrpc/com.atproto.admin.searchAccounts?limit=1");
+    let cursor = first["cursor"].as_str().expect("a second page").to_owned();
+    let (_, second) = admin_get(
+        &server,
+        &format!("/xrpc/com.atproto.admin.searchAccounts?limit=1&cursor={cursor}"),
+    );
+    let mut everyone = vec![
+        first["accounts"][0]["did"].as_str().unwrap().to_owned(),
+        second["accounts"][0]["did"].as_str().unwrap().to_owned(),
+    ];
+    everyone.sort();
+    let mut expected = vec![alice.did.clone(), bob.did.clone()];
+    expected.sort();
+    assert_eq!(everyone, expected);
+    assert!(second.get("cursor").is_none(), "{second}");
+
+    // A new e-mail address (unconfirmed); one that another account has is refused.
+    let (status, body) = admin_post(
+        &server,
+        "com.atproto.admin.updateAccountEmail",
+        json!({"account": "alice.test", "email": "Alice.New@Example.com"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, info) = admin_get(
+        &server,
+        &format!("/xrpc/com.atproto.admin.getAccountInfo?did={}", alice.did),
+    );
+    assert_eq!(info["email"], "alice.new@example.com");
+    let (status, body) = admin_post(
+        &server,
+        "com.atproto.admin.updateAccountEmail",
+        json!({"account": alice.did, "email": bob.email}),
+    );
+    assert_eq!(status, 400, "{body}");
+
+    // A new password: the old one stops working, sessions end.
+    let (_, session) = post(
+        &server,
+        "com.atproto.server.createSession",
+        None,
+        json!({"identifier": "alice.test", "password": PASSWORD}),
+    );
+    let refresh = session["refreshJwt"].as_str().unwrap().to_owned();
+    let (status, body) = admin_post(
+        &server,
+        "com.atproto.admin.updateAccountPassword",
+        json!({"did": alice.did, "password": "a brand new password"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let login = |password: &str| {
+        post(
+            &server,
+            "com.atproto.server.createSession",
+            None,
+            json!({"identifier": "alice.test", "password": password}),
+        )
+        .0
+    };
+    assert_eq!(login(PASSWORD), 401);
+    assert_eq!(login("a brand new password"), 200);
+    let (status, _) = post(
+        &server,
+        "com.atproto.server.refreshSession",
+        Some(&refresh),
+        json!(null),
+    );
+    assert_ne!(status, 200, "the old session ended");
+
+    // A new handle, announced and resolvable.
+    let (status, body) = admin_post(
+        &server,
+        "com.atproto.admin.updateAccountHandle",
+        json!({"did": alice.did, "handle": "alicia.test"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, resolved) = get(
+        &server,
+        "com.atproto.identity.resolveHandle?handle=alicia.test",
+        None,
+    );
+    assert_eq!(resolved["did"], alice.did.as_str());
+
+    // Invite codes: listed with their uses, newest first; disabled by code.
+    let (status, made) = admin_post(
+        &server,
+        "com.atproto.server.createInviteCodes",
+        json!({"codeCount": 2, "useCount": 1}),
+    );
+    assert_eq!(status, 200, "{made}");
+    let made: Vec<String> = made["codes"][0]["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let (status, listed) = admin_get(&server, "/xrpc/com.atproto.admin.getInviteCodes");
+    assert_eq!(status, 200, "{listed}");
+    let codes = listed["codes"].as_array().unwrap();
+    assert_eq!(codes.len(), 2, "{listed}");
+    assert!(
+        codes
+            .iter()
+            .all(|c| c["disabled"] == false && c["uses"] == json!([]))
+    );
+    let (status, body) = admin_post(
+        &server,
+        "com.atproto.admin.disableInviteCodes",
+        json!({"codes": [made[0]]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, listed) = admin_get(
+        &server,
+        "/xrpc/com.atproto.admin.getInviteCodes?sort=usage&limit=1",
+    );
+    assert!(listed["cursor"].is_string(), "{listed}");
+    let (_, all) = admin_get(&server, "/xrpc/com.atproto.admin.getInviteCodes");
+    let disabled: Vec<&str> = all["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["disabled"] == true)
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(disabled, [made[0].as_str()]);
+    let (status, _) = admin_post(
+        &server,
+        "com.atproto.admin.disableInviteCodes",
+        json!({"accounts": ["admin"]}),
+    );
+    assert_eq!(status, 400);
+
+    // A message to an account's address (dev mode writes it to the log).
+    let (status, sent) = admin_post(
+        &server,
+        "com.atproto.admin.sendEmail",
+        json!({"recipientDid": bob.did, "senderDid": "did:plc:moderator", "subject": "About your account", "content": "Hello from the operator"}),
+    );
+    assert_eq!((status, &sent), (200, &json!({"sent": true})), "{sent}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !server.log().contains("About your account") {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    // Deleted: gone from the admin's views, the sync API and the log-in.
+    let (status, body) = admin_post(
+        &server,
+        "com.atproto.admin.deleteAccount",
+        json!({"did": bob.did}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = admin_get(
+        &server,
+        &format!("/xrpc/com.atproto.admin.getAccountInfo?did={}", bob.did),
+    );
+    assert_eq!(status, 400);
+    let (status, body) = get(
+        &server,
+        &format!("com.atproto.sync.getRepoStatus?did={}", bob.did),
+        None,
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("RepoNotFound")),
+        "{body}"
+    );
+    let (status, body) = admin_post(
+        &server,
+        "com.atproto.admin.deleteAccount",
+        json!({"did": bob.did}),
+    );
+    assert_eq!(status, 400, "deleting twice: {body}");
+}

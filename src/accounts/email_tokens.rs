@@ -400,16 +400,43 @@ pub fn reset_password(
     now_ms: i64,
 ) -> Result<String> {
     let did = find_did(conn, Purpose::ResetPassword, token, now_ms)?;
-    consume(conn, &did, Purpose::ResetPassword)?;
+    set_password(conn, &did, password_scrypt)?;
+    Ok(did)
+}
+
+/// A new password for `did` (its hash made beforehand, off the writer): every refresh token of
+/// the account is revoked and an outstanding reset code goes, as the reference does; app
+/// passwords stay.
+pub fn set_password(conn: &Connection, did: &str, password_scrypt: &str) -> Result<()> {
     let changed = conn
         .prepare_cached("UPDATE account SET password_scrypt = ?2 WHERE did = ?1")?
-        .execute((&did, password_scrypt))?;
+        .execute((did, password_scrypt))?;
     if changed == 0 {
         return Err(AccountError::NotFound.into());
     }
+    consume(conn, did, Purpose::ResetPassword)?;
     conn.prepare_cached("DELETE FROM refresh_token WHERE did = ?1")?
-        .execute([&did])?;
-    Ok(did)
+        .execute([did])?;
+    Ok(())
+}
+
+/// The operator sets `did`'s e-mail address (unconfirmed); outstanding codes go (they were sent
+/// to the old address). An address another account has is refused.
+pub fn set_email(conn: &Connection, did: &str, email: &str) -> Result<()> {
+    let email = email.trim().to_lowercase();
+    if !is_valid_email(&email) {
+        return Err(Error::InvalidEmail);
+    }
+    let account = super::by_did(conn, did)?.ok_or(AccountError::NotFound)?;
+    if account.email.as_deref() == Some(email.as_str()) {
+        return Ok(());
+    }
+    if super::by_email(conn, &email)?.is_some() {
+        return Err(Error::EmailTaken);
+    }
+    conn.prepare_cached("UPDATE account SET email = ?2, email_confirmed_at = NULL WHERE did = ?1")?
+        .execute((did, &email))?;
+    delete_all(conn, did)
 }
 
 /// Checks a new password's length.
@@ -430,8 +457,15 @@ pub fn check_new_password(password: &str) -> Result<()> {
 /// its repo (blocks, records, head). The blob files go after the commit
 /// (`Blobs::delete_account_files`).
 pub fn delete_account(tx: &StoreTx<'_>, did: &str, token: &str, now_ms: i64) -> Result<()> {
+    redeem(tx.connection(), did, Purpose::DeleteAccount, token, now_ms)?;
+    remove_account(tx, did)
+}
+
+/// Removes the account `did` and everything it has here (see [`delete_account`]), inside the
+/// caller's write transaction: for the operator's `com.atproto.admin.deleteAccount`, which
+/// needs no code.
+pub fn remove_account(tx: &StoreTx<'_>, did: &str) -> Result<()> {
     let conn = tx.connection();
-    redeem(conn, did, Purpose::DeleteAccount, token, now_ms)?;
     for sql in [
         "DELETE FROM refresh_token WHERE did = ?1",
         "DELETE FROM app_password WHERE did = ?1",

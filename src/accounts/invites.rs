@@ -7,8 +7,6 @@
 //! `admin`, and each use is recorded (code, DID, time). A code made for an account that was
 //! taken down no longer works.
 
-use std::collections::HashMap;
-
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{AccountError, Result};
@@ -119,40 +117,82 @@ pub fn for_account(conn: &Connection, did: &str) -> Result<Vec<InviteCode>> {
         "SELECT code, available_uses, disabled, for_account, created_by, created_at
          FROM invite_code WHERE for_account = ?1 ORDER BY created_at, code",
     )?;
-    let mut codes: Vec<InviteCode> = stmt
-        .query_map([did], |r| {
-            Ok(InviteCode {
-                code: r.get(0)?,
-                available: r.get(1)?,
-                disabled: r.get(2)?,
-                for_account: r.get(3)?,
-                created_by: r.get(4)?,
-                created_at: r.get(5)?,
-                uses: Vec::new(),
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut uses: HashMap<String, Vec<InviteCodeUse>> = HashMap::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT u.code, u.used_by, u.used_at FROM invite_code_use u
-         JOIN invite_code i ON i.code = u.code
-         WHERE i.for_account = ?1 ORDER BY u.used_at DESC",
-    )?;
-    let rows = stmt.query_map([did], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            InviteCodeUse {
-                used_by: r.get(1)?,
-                used_at: r.get(2)?,
-            },
-        ))
-    })?;
-    for row in rows {
-        let (code, used) = row?;
-        uses.entry(code).or_default().push(used);
+    let codes = stmt
+        .query_map([did], code_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    with_uses(conn, codes)
+}
+
+/// How [`list`] orders the codes (`com.atproto.admin.getInviteCodes`' `sort`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    /// Newest first.
+    Recent,
+    /// Most used first.
+    Usage,
+}
+
+/// Every code, `limit` of them after the first `offset` in `sort` order, each with its uses.
+pub fn list(conn: &Connection, sort: Sort, offset: usize, limit: usize) -> Result<Vec<InviteCode>> {
+    let order = match sort {
+        Sort::Recent => "i.created_at DESC, i.code DESC",
+        Sort::Usage => {
+            "(SELECT COUNT(*) FROM invite_code_use u WHERE u.code = i.code) DESC, i.created_at DESC, i.code DESC"
+        }
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT i.code, i.available_uses, i.disabled, i.for_account, i.created_by, i.created_at
+         FROM invite_code i ORDER BY {order} LIMIT ?1 OFFSET ?2"
+    ))?;
+    let codes = stmt
+        .query_map((limit as i64, offset as i64), code_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    with_uses(conn, codes)
+}
+
+/// Disables `codes`, and every code made for one of `accounts`. Returns how many changed.
+pub fn disable(conn: &Connection, codes: &[String], accounts: &[String]) -> Result<usize> {
+    let mut changed = 0;
+    let mut by_code = conn
+        .prepare_cached("UPDATE invite_code SET disabled = 1 WHERE code = ?1 AND disabled = 0")?;
+    for code in codes {
+        changed += by_code.execute([code])?;
     }
+    let mut by_account = conn.prepare_cached(
+        "UPDATE invite_code SET disabled = 1 WHERE for_account = ?1 AND disabled = 0",
+    )?;
+    for account in accounts {
+        changed += by_account.execute([account])?;
+    }
+    Ok(changed)
+}
+
+fn code_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InviteCode> {
+    Ok(InviteCode {
+        code: r.get(0)?,
+        available: r.get(1)?,
+        disabled: r.get(2)?,
+        for_account: r.get(3)?,
+        created_by: r.get(4)?,
+        created_at: r.get(5)?,
+        uses: Vec::new(),
+    })
+}
+
+/// `codes`, each with its uses, newest first.
+fn with_uses(conn: &Connection, mut codes: Vec<InviteCode>) -> Result<Vec<InviteCode>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT used_by, used_at FROM invite_code_use WHERE code = ?1 ORDER BY used_at DESC",
+    )?;
     for code in &mut codes {
-        code.uses = uses.remove(&code.code).unwrap_or_default();
+        code.uses = stmt
+            .query_map([&code.code], |r| {
+                Ok(InviteCodeUse {
+                    used_by: r.get(0)?,
+                    used_at: r.get(1)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
     }
     Ok(codes)
 }

@@ -172,6 +172,32 @@ pub fn by_handle(conn: &Connection, handle: &str) -> Result<Option<Account>> {
         .optional()?)
 }
 
+/// The DIDs of accounts whose e-mail address contains `email` (all accounts without it), in DID
+/// order after `after`, at most `limit`: `com.atproto.admin.searchAccounts`.
+pub fn search(
+    conn: &Connection,
+    email: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>> {
+    let pattern = email.map(|e| {
+        let escaped = e
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let mut stmt = conn.prepare_cached(
+        "SELECT did FROM account
+         WHERE (?1 IS NULL OR email LIKE ?1 ESCAPE '\\') AND (?2 IS NULL OR did > ?2)
+         ORDER BY did LIMIT ?3",
+    )?;
+    let dids = stmt
+        .query_map((pattern, after, limit as i64), |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(dids)
+}
+
 pub fn by_email(conn: &Connection, email: &str) -> Result<Option<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE email = ?1");
     Ok(conn

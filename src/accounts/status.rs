@@ -7,6 +7,7 @@ use pds_repo::BlockSource;
 use pds_syntax::Datetime;
 
 use super::AccountError;
+use super::email_tokens;
 use crate::firehose;
 use crate::state::AppContext;
 
@@ -116,4 +117,36 @@ pub async fn set_takedown(
             Ok(())
         })
         .await
+}
+
+/// Deletes `did`'s account and everything it has here, in one write transaction, with the
+/// owner's deletion code when `code` is given (`com.atproto.server.deleteAccount`) or without
+/// (the operator's `com.atproto.admin.deleteAccount`). Announced as `#account` deleted in the
+/// same transaction (the account's earlier events leave the log with it); the blob files go
+/// once it has committed.
+pub async fn delete(
+    ctx: &AppContext,
+    did: &str,
+    code: Option<String>,
+) -> Result<(), email_tokens::Error> {
+    {
+        let did = did.to_owned();
+        let now = email_tokens::now_ms();
+        ctx.db
+            .write(move |w| -> Result<(), email_tokens::Error> {
+                match &code {
+                    Some(code) => email_tokens::delete_account(w.tx, &did, code, now)?,
+                    None => email_tokens::remove_account(w.tx, &did)?,
+                }
+                firehose::sequence_account_deleted(w.tx.connection(), &did)?;
+                Ok(())
+            })
+            .await?;
+    }
+    if let Err(e) = ctx.blobs.delete_account_files(did).await {
+        // The rows are gone, so nothing serves these files; the orphan sweep retries.
+        tracing::warn!(%did, error = %e, "could not delete the blob files of a deleted account");
+    }
+    tracing::info!(%did, "account deleted");
+    Ok(())
 }

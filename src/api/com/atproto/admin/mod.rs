@@ -1,9 +1,17 @@
 //! `com.atproto.admin.*`: the operator's methods, behind the admin password (HTTP Basic
 //! `admin:<PDS_ADMIN_PASSWORD>`, see `crate::auth::admin`).
 
+pub mod delete_account;
+pub mod disable_invite_codes;
 pub mod get_account_info;
 pub mod get_account_infos;
+pub mod get_invite_codes;
 pub mod get_subject_status;
+pub mod search_accounts;
+pub mod send_email;
+pub mod update_account_email;
+pub mod update_account_handle;
+pub mod update_account_password;
 pub mod update_subject_status;
 
 use serde::Serialize;
@@ -16,6 +24,24 @@ pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
         .query(get_account_infos::NSID, get_account_infos::handle)
         .query(get_subject_status::NSID, get_subject_status::handle)
         .procedure(update_subject_status::NSID, update_subject_status::handle)
+        .procedure(delete_account::NSID, delete_account::handle)
+        .procedure(update_account_email::NSID, update_account_email::handle)
+        .procedure(update_account_handle::NSID, update_account_handle::handle)
+        .procedure(
+            update_account_password::NSID,
+            update_account_password::handle,
+        )
+        .query(search_accounts::NSID, search_accounts::handle)
+        .query(get_invite_codes::NSID, get_invite_codes::handle)
+        .procedure(disable_invite_codes::NSID, disable_invite_codes::handle)
+        .procedure(send_email::NSID, send_email::handle)
+}
+
+/// A DID from a procedure's input, checked (the lexicon's `format: did`).
+fn input_did(text: &str) -> Result<String, crate::api::ApiError> {
+    pds_syntax::Did::new(text)
+        .map(|did| did.to_string())
+        .map_err(|_| crate::api::ApiError::invalid_request("Input/did must be a valid did"))
 }
 
 /// `com.atproto.admin.defs#accountView`, as far as this server keeps the fields.

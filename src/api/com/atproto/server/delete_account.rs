@@ -7,7 +7,6 @@
 //! blob rows and repo go, all or nothing; the blob files are deleted once that has committed.
 
 use axum::extract::State;
-use pds_storage::Writer;
 use serde::Deserialize;
 
 use crate::accounts::email_tokens::{self, MAX_PASSWORD_LEN};
@@ -56,29 +55,6 @@ pub async fn handle(
         return Err(email_tokens::Error::BadCredentials.into());
     }
 
-    let now = email_tokens::now_ms();
-    let token = input.token;
-    {
-        let did = did.clone();
-        state
-            .db
-            .write(move |w| -> Result<(), email_tokens::Error> {
-                email_tokens::delete_account(w.tx, &did, &token, now)?;
-                sequence_account_deleted(w, &did)
-            })
-            .await?;
-    }
-    if let Err(e) = state.blobs.delete_account_files(&did).await {
-        // The rows are gone, so nothing serves these files; the orphan sweep retries.
-        tracing::warn!(%did, error = %e, "could not delete the blob files of a deleted account");
-    }
-    tracing::info!(%did, "account deleted");
-    Ok(())
-}
-
-/// The firehose's `#account` event (`active: false`, `status: "deleted"`), in the deletion's
-/// own transaction; the account's earlier events leave the log with it.
-fn sequence_account_deleted(w: &mut Writer<'_, '_>, did: &str) -> Result<(), email_tokens::Error> {
-    crate::firehose::sequence_account_deleted(w.tx.connection(), did)?;
+    crate::accounts::status::delete(&state, &did, Some(input.token)).await?;
     Ok(())
 }

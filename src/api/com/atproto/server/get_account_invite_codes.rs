@@ -52,6 +52,27 @@ pub struct InviteCodeUse {
     pub used_at: String,
 }
 
+impl From<invites::InviteCode> for InviteCode {
+    fn from(c: invites::InviteCode) -> Self {
+        InviteCode {
+            code: c.code,
+            available: c.available,
+            disabled: c.disabled,
+            for_account: c.for_account,
+            created_by: c.created_by,
+            created_at: c.created_at,
+            uses: c
+                .uses
+                .into_iter()
+                .map(|u| InviteCodeUse {
+                    used_by: u.used_by,
+                    used_at: u.used_at,
+                })
+                .collect(),
+        }
+    }
+}
+
 pub async fn handle(
     State(state): State<AppState>,
     auth: AccessAuth,
@@ -71,22 +92,7 @@ pub async fn handle(
     let codes = codes
         .into_iter()
         .filter(|c| !c.disabled && (include_used || (c.uses.len() as i64) < c.available))
-        .map(|c| InviteCode {
-            code: c.code,
-            available: c.available,
-            disabled: c.disabled,
-            for_account: c.for_account,
-            created_by: c.created_by,
-            created_at: c.created_at,
-            uses: c
-                .uses
-                .into_iter()
-                .map(|u| InviteCodeUse {
-                    used_by: u.used_by,
-                    used_at: u.used_at,
-                })
-                .collect(),
-        })
+        .map(InviteCode::from)
         .collect();
     Ok(Json(Output { codes }))
 }
