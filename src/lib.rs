@@ -28,6 +28,7 @@ pub mod identity_service;
 pub mod logging;
 pub mod mailer;
 pub mod migrate;
+pub mod moderation;
 pub mod ops;
 pub mod preferences;
 pub mod proxy;

@@ -61,6 +61,7 @@ impl AppContext {
         db.write(|w| {
             crate::accounts::schema::migrate(w.tx.connection())?;
             crate::preferences::migrate(w.tx.connection())?;
+            crate::moderation::migrate(w.tx.connection())?;
             Ok::<_, StorageError>(())
         })
         .await?;

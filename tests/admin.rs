@@ -418,3 +418,153 @@ fn the_operator_manages_accounts_and_invite_codes() {
     );
     assert_eq!(status, 400, "deleting twice: {body}");
 }
+
+#[test]
+fn records_and_blobs_are_taken_down_and_restored() {
+    let server = start();
+    let alice = create_account(&server, "alice");
+    let picture = http()
+        .post(server.url("/xrpc/com.atproto.repo.uploadBlob"))
+        .bearer_auth(&alice.token)
+        .header("content-type", "image/png")
+        .body(b"\x89PNG\r\n\x1a\n a picture".to_vec())
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap()["blob"]
+        .clone();
+    let blob_cid = picture["ref"]["$link"].as_str().unwrap().to_owned();
+    let mut posts = Vec::new();
+    for (text, embed) in [
+        (
+            "with a picture",
+            json!({"$type": "app.bsky.embed.images", "images": [{"alt": "", "image": picture}]}),
+        ),
+        ("just words", Value::Null),
+    ] {
+        let mut record = json!({"$type": "app.bsky.feed.post", "text": text, "createdAt": "2024-01-01T00:00:00.000Z"});
+        if !embed.is_null() {
+            record["embed"] = embed;
+        }
+        let (status, body) = post(
+            &server,
+            "com.atproto.repo.createRecord",
+            Some(&alice.token),
+            json!({"repo": alice.did, "collection": "app.bsky.feed.post", "record": record}),
+        );
+        assert_eq!(status, 200, "{body}");
+        posts.push((
+            body["uri"].as_str().unwrap().to_owned(),
+            body["cid"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let (uri, cid) = posts[0].clone();
+    let rkey = uri.rsplit('/').next().unwrap().to_owned();
+    let get_record = || {
+        get(
+            &server,
+            &format!(
+                "com.atproto.repo.getRecord?repo={}&collection=app.bsky.feed.post&rkey={rkey}",
+                alice.did
+            ),
+            None,
+        )
+    };
+    let listed = || {
+        let (_, body) = get(
+            &server,
+            &format!(
+                "com.atproto.repo.listRecords?repo={}&collection=app.bsky.feed.post",
+                alice.did
+            ),
+            None,
+        );
+        body["records"].as_array().unwrap().len()
+    };
+    let get_blob = || {
+        http()
+            .get(server.url(&format!(
+                "/xrpc/com.atproto.sync.getBlob?did={}&cid={blob_cid}",
+                alice.did
+            )))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let status_of = |query: &str| {
+        admin_get(
+            &server,
+            &format!("/xrpc/com.atproto.admin.getSubjectStatus?{query}"),
+        )
+    };
+    let set = |subject: Value, applied: bool| {
+        admin_post(
+            &server,
+            "com.atproto.admin.updateSubjectStatus",
+            json!({"subject": subject, "takedown": {"applied": applied, "ref": "report-7"}}),
+        )
+    };
+    let record_ref = json!({"$type": "com.atproto.repo.strongRef", "uri": uri, "cid": cid});
+    let blob_ref =
+        json!({"$type": "com.atproto.admin.defs#repoBlobRef", "did": alice.did, "cid": blob_cid});
+    assert_eq!(get_record().0, 200);
+    assert_eq!((listed(), get_blob()), (2, 200));
+
+    // The record: not served while taken down, back when restored.
+    let (status, body) = set(record_ref.clone(), true);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get_record();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("RecordNotFound")),
+        "{body}"
+    );
+    assert_eq!(listed(), 1);
+    let (status, body) = status_of(&format!("uri={uri}"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["subject"], record_ref);
+    assert_eq!(
+        body["takedown"],
+        json!({"applied": true, "ref": "report-7"})
+    );
+    let (status, _) = set(record_ref.clone(), false);
+    assert_eq!(status, 200);
+    assert_eq!((get_record().0, listed()), (200, 2));
+    assert_eq!(
+        status_of(&format!("uri={uri}")).1["takedown"]["applied"],
+        false
+    );
+
+    // The blob: not served while taken down, back when restored.
+    let (status, body) = set(blob_ref.clone(), true);
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(get_blob(), 200);
+    let (status, body) = status_of(&format!("did={}&blob={blob_cid}", alice.did));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["subject"], blob_ref);
+    assert_eq!(body["takedown"]["applied"], true);
+    let (status, _) = set(blob_ref, false);
+    assert_eq!(status, 200);
+    assert_eq!(get_blob(), 200);
+
+    // Unknown subjects and kinds.
+    let unknown_blob = json!({"$type": "com.atproto.admin.defs#repoBlobRef", "did": alice.did, "cid": "bafkreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"});
+    let (status, body) = set(unknown_blob, true);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("NotFound")),
+        "{body}"
+    );
+    let (status, body) = status_of(&format!(
+        "uri=at://{}/app.bsky.feed.post/3zzzzzzzzzzzz",
+        alice.did
+    ));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("NotFound")),
+        "{body}"
+    );
+    let (status, body) = set(json!({"$type": "com.example.thing"}), true);
+    assert_eq!(status, 400, "{body}");
+}

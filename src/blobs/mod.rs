@@ -818,6 +818,34 @@ pub fn deletions_held(conn: &Connection, now_ms: i64) -> Result<bool, BlobError>
         .query_row([now_ms], |r| r.get(0))?)
 }
 
+/// The operator takes `did`'s blob `cid` down (`Some(reference)`) or restores it: a taken-down
+/// blob is not served (`sync.getBlob` answers as for an unknown blob) nor collected. `false`
+/// if no such blob is stored.
+pub fn set_takedown(
+    conn: &Connection,
+    did: &str,
+    cid: &str,
+    reference: Option<&str>,
+) -> Result<bool, BlobError> {
+    let changed = conn
+        .prepare_cached("UPDATE blob SET takedown_ref = ?3 WHERE did = ?1 AND cid = ?2")?
+        .execute((did, cid, reference))?;
+    Ok(changed > 0)
+}
+
+/// `Some(takedown reference)` of `did`'s stored blob `cid` (`Some(None)`: not taken down);
+/// `None` if it is not stored.
+pub fn takedown(
+    conn: &Connection,
+    did: &str,
+    cid: &str,
+) -> Result<Option<Option<String>>, BlobError> {
+    Ok(conn
+        .prepare_cached("SELECT takedown_ref FROM blob WHERE did = ?1 AND cid = ?2")?
+        .query_row((did, cid), |r| r.get(0))
+        .optional()?)
+}
+
 /// The media type `did`'s blob `cid` was uploaded as, if it is stored.
 pub fn mime_type(conn: &Connection, did: &str, cid: &str) -> Result<Option<String>, BlobError> {
     use rusqlite::OptionalExtension;

@@ -2,7 +2,8 @@
 //!
 //! As in the reference: records of deactivated or taken-down accounts are not served (such a
 //! repo reads as unknown); getRecord with a `cid` other than the current one is
-//! `RecordNotFound`; listRecords goes newest first (record keys descending) unless `reverse`,
+//! `RecordNotFound`, and so is a record the operator took down (`crate::moderation`), which
+//! listRecords leaves out; listRecords goes newest first (record keys descending) unless `reverse`,
 //! and its cursor is the last record key returned, present whenever a page is not empty.
 
 use pds_ipld::{Cid, Ipld};
@@ -60,8 +61,11 @@ pub async fn get_record(
                 }
             };
             let uri = format!("at://{did}/{collection}/{rkey}");
+            let taken_down = crate::moderation::record_takedown(store.connection(), &uri)?;
             match store.get_record(&did, collection.as_str(), rkey.as_str())? {
-                Some((current, bytes)) if cid.is_none_or(|want| want == current) => {
+                Some((current, bytes))
+                    if cid.is_none_or(|want| want == current) && taken_down.is_none() =>
+                {
                     Ok(RecordView {
                         value: decode(&uri, &bytes)?,
                         uri,
@@ -108,8 +112,14 @@ pub async fn list_records(
             )?;
             let blocks = store.blocks(&did);
             let mut records = Vec::with_capacity(entries.len());
+            // The cursor follows the store's listing, taken-down records included, so a page
+            // shortened by a takedown does not end the listing.
+            let cursor = entries.last().map(|entry| entry.rkey.clone());
             for entry in entries {
                 let uri = format!("at://{did}/{}/{}", entry.collection, entry.rkey);
+                if crate::moderation::record_takedown(store.connection(), &uri)?.is_some() {
+                    continue;
+                }
                 let bytes = blocks
                     .require_block(&entry.cid)
                     .map_err(|e| RecordError::Internal(format!("{uri}: {e}")))?;
@@ -120,9 +130,6 @@ pub async fn list_records(
                 });
             }
             snapshot.finish()?;
-            let cursor = records
-                .last()
-                .and_then(|r| r.uri.rsplit('/').next().map(str::to_owned));
             Ok(RecordPage { records, cursor })
         })
         .await

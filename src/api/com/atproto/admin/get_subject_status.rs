@@ -1,13 +1,15 @@
-//! `com.atproto.admin.getSubjectStatus` (query, admin): an account's takedown and deactivation
-//! (`did`). Records (`uri`) and blobs (`blob`) are not supported yet.
+//! `com.atproto.admin.getSubjectStatus` (query, admin): the takedown of an account (`did`, with
+//! its deactivation), a record (`uri`) or a blob (`did` and `blob`). An unknown subject is 400
+//! `NotFound`.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::update_subject_status::{REPO_REF, StatusAttr};
+use super::update_subject_status::{
+    REPO_BLOB_REF, REPO_REF, STRONG_REF, StatusAttr, not_found, record_uri,
+};
 use crate::api::{ApiError, Params};
 use crate::auth::admin::AdminAuth;
 use crate::state::AppState;
@@ -18,7 +20,58 @@ pub const NSID: &str = "com.atproto.admin.getSubjectStatus";
 pub struct Output {
     pub subject: Value,
     pub takedown: StatusAttr,
-    pub deactivated: StatusAttr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deactivated: Option<StatusAttr>,
+}
+
+fn takedown_attr(reference: Option<String>) -> StatusAttr {
+    StatusAttr {
+        applied: reference.is_some(),
+        reference,
+    }
+}
+
+/// A record's status: its current CID from the repo (the one taken down if it is gone since).
+async fn record_status(state: &AppState, uri: String) -> Result<Output, ApiError> {
+    // `record_uri` checked the shape: at://<did>/<collection>/<rkey>.
+    let mut parts = uri["at://".len()..].splitn(3, '/');
+    let (Some(did), Some(collection), Some(rkey)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(not_found());
+    };
+    let (did, collection, rkey) = (did.to_owned(), collection.to_owned(), rkey.to_owned());
+    let found = state
+        .db
+        .read(move |store| {
+            let taken_down = crate::moderation::record_takedown(store.connection(), &uri)?;
+            let current = store
+                .get_record(&did, &collection, &rkey)?
+                .map(|(cid, _)| cid.to_string());
+            Ok::<_, pds_storage::StorageError>(current.map(|cid| (uri, cid, taken_down)))
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    let (uri, cid, taken_down) = found.ok_or_else(not_found)?;
+    Ok(Output {
+        subject: json!({"$type": STRONG_REF, "uri": uri, "cid": cid}),
+        takedown: takedown_attr(taken_down),
+        deactivated: None,
+    })
+}
+
+async fn blob_status(state: &AppState, did: String, cid: String) -> Result<Output, ApiError> {
+    let (lookup_did, lookup_cid) = (did.clone(), cid.clone());
+    let found = state
+        .db
+        .read(move |store| crate::blobs::takedown(store.connection(), &lookup_did, &lookup_cid))
+        .await
+        .map_err(ApiError::internal)?;
+    let taken_down = found.ok_or_else(not_found)?;
+    Ok(Output {
+        subject: json!({"$type": REPO_BLOB_REF, "did": did, "cid": cid}),
+        takedown: takedown_attr(taken_down),
+        deactivated: None,
+    })
 }
 
 pub async fn handle(
@@ -26,10 +79,14 @@ pub async fn handle(
     _admin: AdminAuth,
     params: Params,
 ) -> Result<Json<Output>, ApiError> {
-    if params.get("uri").is_some() || params.get("blob").is_some() {
-        return Err(ApiError::invalid_request(
-            "Only accounts (did) have a status here yet",
-        ));
+    if let Some(uri) = params.get("uri") {
+        let uri = record_uri(uri)?;
+        return record_status(&state, uri).await.map(Json);
+    }
+    if params.get("blob").is_some() {
+        let did = params.did("did")?;
+        let cid = params.cid("blob")?.to_string();
+        return blob_status(&state, did, cid).await.map(Json);
     }
     let did = params.did("did")?;
     let lookup = did.clone();
@@ -43,21 +100,14 @@ pub async fn handle(
         })
         .await?;
     let Some((takedown_ref, account)) = found else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "NotFound",
-            "Subject not found",
-        ));
+        return Err(not_found());
     };
     Ok(Json(Output {
         subject: json!({"$type": REPO_REF, "did": did}),
-        takedown: StatusAttr {
-            applied: takedown_ref.is_some(),
-            reference: takedown_ref,
-        },
-        deactivated: StatusAttr {
+        takedown: takedown_attr(takedown_ref),
+        deactivated: Some(StatusAttr {
             applied: account.deactivated,
             reference: None,
-        },
+        }),
     }))
 }
