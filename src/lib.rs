@@ -16,6 +16,7 @@
 //! storage) live in the workspace crates under `crates/`.
 
 pub mod accounts;
+pub mod admin_cli;
 pub mod api;
 pub mod auth;
 pub mod blobs;

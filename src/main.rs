@@ -150,6 +150,16 @@ enum Command {
         #[arg(long, value_name = "N")]
         jobs: Option<usize>,
     },
+    /// The operator's commands, through this server's admin API (it must be running): accounts,
+    /// invite codes, crawl requests, handle checks. Uses the admin password the configuration
+    /// gives the server.
+    Admin {
+        /// The server [default: this server, at the address configured here].
+        #[arg(long, value_name = "URL", global = true)]
+        url: Option<String>,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// A did:plc directory for development and tests.
     Plc {
         #[command(subcommand)]
@@ -170,6 +180,79 @@ enum PlcCommand {
         /// The SQLite database of operations (created if missing).
         #[arg(long, value_name = "PATH", default_value = "plc.sqlite")]
         db: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Accounts: list, create, take down, restore, delete, reset a password.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Invite codes.
+    Invite {
+        #[command(subcommand)]
+        command: InviteCommand,
+    },
+    /// Asks relays to crawl this server (com.atproto.sync.requestCrawl).
+    RequestCrawl {
+        /// The relays [default: PDS_CRAWLERS].
+        relays: Vec<String>,
+    },
+    /// Tells why a handle does or does not resolve: its DNS TXT record, its
+    /// /.well-known/atproto-did file, and whether its DID document claims it back. Exit code 1
+    /// if it does not work.
+    CheckHandle { handle: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// One line per account: DID, handle, e-mail, status.
+    List {
+        /// Only accounts whose e-mail address contains this.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Creates an account (with an invite code when the server requires one). The password is
+    /// read from PDS_ACCOUNT_PASSWORD, else one is generated and printed.
+    Create {
+        #[arg(long)]
+        handle: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Takes an account down: its sessions end, its repo is no longer served or written.
+    Takedown {
+        /// A handle or DID.
+        account: String,
+        /// The operator's reference (a report number, a note).
+        #[arg(long = "ref", default_value = "takedown")]
+        reference: String,
+    },
+    /// Lifts a takedown.
+    Restore { account: String },
+    /// Deletes an account and everything it holds here, for good.
+    Delete {
+        account: String,
+        /// Confirms the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Sets a new password (PDS_ACCOUNT_PASSWORD, else a generated one, printed); the account's
+    /// sessions end.
+    ResetPassword { account: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum InviteCommand {
+    /// Makes invite codes and prints them, one a line.
+    Create {
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// How many accounts each code may create.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
     },
 }
 
@@ -352,6 +435,7 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Admin { url, command } => admin(cli.config, url, command),
         Command::Backup { out } => backup(cli.config, &out),
         Command::Restore { from } => restore(cli.config, &from),
         Command::VerifyRepos { jobs } => verify_repos(cli.config, jobs),
@@ -488,6 +572,151 @@ fn export(config_path: Option<PathBuf>, account: &str, out: &Path) -> Result<(),
         summary.blobs,
         summary.preferences
     );
+    Ok(())
+}
+
+/// `pds admin ...`: see `pds::admin_cli`.
+fn admin(
+    config_path: Option<PathBuf>,
+    url: Option<String>,
+    command: AdminCommand,
+) -> Result<(), Failure> {
+    let config = Config::load(config_path.as_deref(), &env_var)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let url = url.unwrap_or_else(|| format!("http://{}", pds::healthcheck::local_addr(&config)));
+    rt.block_on(async move {
+        // Only the admin password is needed: as configured, or dev mode's generated one.
+        let connect = || -> Result<pds::admin_cli::Admin, Failure> {
+            let password = match &config.secrets.admin_password {
+                Some(password) => password.clone(),
+                None => secrets::resolve(&config)?.admin_password,
+            };
+            pds::admin_cli::Admin::new(&url, &password).map_err(runtime)
+        };
+        match command {
+            AdminCommand::CheckHandle { handle } => {
+                let report = pds::admin_cli::check_handle::check(&config, &handle)
+                    .await
+                    .map_err(Failure::Runtime)?;
+                for line in &report.lines {
+                    say(line.clone());
+                }
+                if !report.works {
+                    return Err(Failure::Runtime(format!(
+                        "{handle} does not work as a handle"
+                    )));
+                }
+            }
+            AdminCommand::RequestCrawl { relays } => {
+                let relays = if relays.is_empty() {
+                    config.sync.crawlers.clone()
+                } else {
+                    relays
+                };
+                if relays.is_empty() {
+                    return Err(Failure::Runtime(
+                        "no relay given and none configured (PDS_CRAWLERS)".to_owned(),
+                    ));
+                }
+                let hostname = pds::state::crawl_hostname(&config.server.public_url);
+                let answers = pds::admin_cli::request_crawl(&relays, &hostname).await;
+                let failed = answers.iter().filter(|(_, ok)| !ok).count();
+                for (line, _) in answers {
+                    say(line);
+                }
+                if failed > 0 {
+                    return Err(Failure::Runtime(format!(
+                        "{failed} relay(s) refused or failed"
+                    )));
+                }
+            }
+            AdminCommand::Invite {
+                command: InviteCommand::Create { count, uses },
+            } => {
+                for code in connect()?
+                    .create_invites(count, uses)
+                    .await
+                    .map_err(runtime)?
+                {
+                    say(code);
+                }
+            }
+            AdminCommand::Account { command } => {
+                let admin = connect()?;
+                account_command_admin(&admin, command).await?;
+            }
+        }
+        Ok(())
+    })
+}
+
+async fn account_command_admin(
+    admin: &pds::admin_cli::Admin,
+    command: AccountCommand,
+) -> Result<(), Failure> {
+    let password = || {
+        env_var("PDS_ACCOUNT_PASSWORD")
+            .map(|p| (p, false))
+            .unwrap_or_else(|| (pds::admin_cli::generate_password(), true))
+    };
+    match command {
+        AccountCommand::List { email } => {
+            for line in admin
+                .list_accounts(email.as_deref())
+                .await
+                .map_err(runtime)?
+            {
+                say(line);
+            }
+        }
+        AccountCommand::Create { handle, email } => {
+            let (password, generated) = password();
+            let did = admin
+                .create_account(&handle, &email, &password)
+                .await
+                .map_err(runtime)?;
+            say(format!("created {did} ({handle})"));
+            if generated {
+                say(format!("password: {password}"));
+            }
+        }
+        AccountCommand::Takedown { account, reference } => {
+            let did = admin.did_of(&account).await.map_err(runtime)?;
+            admin
+                .set_takedown(&did, Some(&reference))
+                .await
+                .map_err(runtime)?;
+            say(format!("{did} taken down ({reference})"));
+        }
+        AccountCommand::Restore { account } => {
+            let did = admin.did_of(&account).await.map_err(runtime)?;
+            admin.set_takedown(&did, None).await.map_err(runtime)?;
+            say(format!("{did} restored"));
+        }
+        AccountCommand::Delete { account, yes } => {
+            if !yes {
+                return Err(Failure::Runtime(format!(
+                    "deleting {account} removes it and everything it holds here for good: run \
+                     again with --yes"
+                )));
+            }
+            let did = admin.did_of(&account).await.map_err(runtime)?;
+            admin.delete_account(&did).await.map_err(runtime)?;
+            say(format!("{did} deleted"));
+        }
+        AccountCommand::ResetPassword { account } => {
+            let did = admin.did_of(&account).await.map_err(runtime)?;
+            let (password, generated) = password();
+            admin.set_password(&did, &password).await.map_err(runtime)?;
+            say(format!("{did}: new password set; its sessions ended"));
+            if generated {
+                say(format!("password: {password}"));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -127,7 +127,7 @@ fn spawn_refresh_token_purge(db: Database) {
 
 /// The `hostname` given to relays: the public URL's host, with its port if it has one (a local
 /// relay must find `localhost:2583`; a public one gets the bare name).
-fn crawl_hostname(public_url: &str) -> String {
+pub fn crawl_hostname(public_url: &str) -> String {
     let rest = public_url
         .split_once("://")
         .map_or(public_url, |(_, rest)| rest);

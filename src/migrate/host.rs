@@ -64,12 +64,22 @@ impl HostError {
 
 type Result<T> = std::result::Result<T, HostError>;
 
-/// One PDS, reached at its base URL, optionally as a signed-in account.
+/// One PDS, reached at its base URL, optionally as a signed-in account or as its operator.
 #[derive(Clone)]
 pub struct Host {
     base: String,
     http: reqwest::Client,
-    token: Option<String>,
+    auth: Auth,
+}
+
+/// How requests to a host are authenticated.
+#[derive(Clone)]
+enum Auth {
+    None,
+    /// An account's access token.
+    Bearer(String),
+    /// The operator: HTTP Basic `admin:<password>`.
+    Admin(String),
 }
 
 impl std::fmt::Debug for Host {
@@ -117,14 +127,22 @@ impl Host {
         Ok(Host {
             base,
             http,
-            token: None,
+            auth: Auth::None,
         })
     }
 
     /// The same host, as the account whose access token this is.
     pub fn signed_in(&self, access_token: &str) -> Host {
         Host {
-            token: Some(access_token.to_owned()),
+            auth: Auth::Bearer(access_token.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// The same host, as its operator (the admin password, for `com.atproto.admin.*`).
+    pub fn as_admin(&self, admin_password: &str) -> Host {
+        Host {
+            auth: Auth::Admin(admin_password.to_owned()),
             ..self.clone()
         }
     }
@@ -154,9 +172,10 @@ impl Host {
             );
         }
         let request = self.http.request(method, url);
-        match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
+        match &self.auth {
+            Auth::None => request,
+            Auth::Bearer(token) => request.bearer_auth(token),
+            Auth::Admin(password) => request.basic_auth("admin", Some(password)),
         }
     }
 
