@@ -231,6 +231,8 @@ pub struct SyncConfig {
 pub struct LimitsConfig {
     /// The largest blob `com.atproto.repo.uploadBlob` accepts, in bytes.
     pub blob_upload_limit: u64,
+    /// The most blob bytes one account may store; `None`: no limit.
+    pub account_blob_quota: Option<u64>,
     pub rate_limits_enabled: bool,
 }
 
@@ -444,6 +446,7 @@ impl Config {
         let blob_upload_limit = src
             .uint(&s::BLOB_UPLOAD_LIMIT, "a number of bytes")?
             .unwrap_or(DEFAULT_BLOB_UPLOAD_LIMIT);
+        let account_blob_quota = src.uint(&s::ACCOUNT_BLOB_QUOTA, "a number of bytes")?;
         let rate_limits_enabled = src.boolean(&s::RATE_LIMITS_ENABLED)?.unwrap_or(false);
 
         // [secrets]
@@ -500,6 +503,7 @@ impl Config {
             },
             limits: LimitsConfig {
                 blob_upload_limit,
+                account_blob_quota,
                 rate_limits_enabled,
             },
             secrets: ConfiguredSecrets {

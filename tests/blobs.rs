@@ -814,3 +814,44 @@ fn records_written_over_xrpc_link_and_unlink() {
         (400, Some("BlobNotFound"))
     );
 }
+
+#[test]
+fn an_account_stores_blobs_up_to_its_quota() {
+    let server = start(vec![("PDS_ACCOUNT_BLOB_QUOTA", "1000")]);
+    let alice = create_account(&server, "alice.test");
+    let bob = create_account(&server, "bob.test");
+    let first = pseudo_random(600, 1);
+    upload_ok(&server, &alice, "application/octet-stream", &first);
+    // The same blob again takes no more room.
+    upload_ok(&server, &alice, "application/octet-stream", &first);
+    let (status, body) = json_of(upload(
+        &server,
+        Some(&alice.token),
+        "application/octet-stream",
+        Body::from(pseudo_random(600, 2)),
+    ));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("StorageQuotaExceeded")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("600") && message.contains("1000"),
+        "{message}"
+    );
+    // Nothing of the refused upload is kept; other accounts have their own quota.
+    assert_eq!(blob_files(&server).len(), 1, "{:?}", blob_files(&server));
+    upload_ok(
+        &server,
+        &bob,
+        "application/octet-stream",
+        &pseudo_random(600, 2),
+    );
+    upload_ok(
+        &server,
+        &alice,
+        "application/octet-stream",
+        &pseudo_random(400, 3),
+    );
+}

@@ -71,6 +71,11 @@ pub enum BlobError {
     /// The upload is over the configured limit.
     #[error("request entity too large")]
     TooLarge,
+    /// Storing the upload would take the account past its storage quota.
+    #[error(
+        "This account stores {used} bytes of blobs; this upload of {size} bytes would pass its quota of {quota} bytes: delete posts with media to make room"
+    )]
+    QuotaExceeded { used: u64, size: u64, quota: u64 },
     #[error("Blob has been takendown, cannot re-upload")]
     TakenDown,
     /// The request body could not be read (the client went away, or sent a broken body).
@@ -96,6 +101,7 @@ impl From<BlobError> for ApiError {
             BlobError::MimeMismatch { .. } => bad("InvalidMimeType"),
             BlobError::TakenDown | BlobError::Body(_) => bad("InvalidRequest"),
             BlobError::TooLarge => ApiError::payload_too_large(e.to_string()),
+            BlobError::QuotaExceeded { .. } => bad("StorageQuotaExceeded"),
             BlobError::InvalidRecord(_)
             | BlobError::Io(_)
             | BlobError::Db(_)
@@ -114,6 +120,8 @@ struct Inner {
     store: Arc<dyn BlobStore>,
     db: Database,
     upload_limit: u64,
+    /// The most blob bytes one account may store.
+    quota: Option<u64>,
     locks: Vec<tokio::sync::Mutex<()>>,
     /// Unix milliseconds now; replaceable so tests can move time.
     clock: Box<dyn Fn() -> i64 + Send + Sync>,
@@ -153,7 +161,9 @@ impl Blobs {
         let store = tokio::task::spawn_blocking(move || DiskBlobStore::open(&location))
             .await
             .map_err(|e| StorageError::Corrupt(format!("blob store: {e}")))??;
-        let blobs = Blobs::new(Arc::new(store), db, config.limits.blob_upload_limit).await?;
+        let blobs = Blobs::new(Arc::new(store), db, config.limits.blob_upload_limit)
+            .await?
+            .with_quota(config.limits.account_blob_quota);
         blobs.spawn_collector(GC_INTERVAL, DEFAULT_GC_GRACE);
         Ok(blobs)
     }
@@ -174,6 +184,7 @@ impl Blobs {
                 store,
                 db,
                 upload_limit,
+                quota: None,
                 locks: (0..LOCK_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
@@ -192,6 +203,15 @@ impl Blobs {
 
     pub fn store(&self) -> &dyn BlobStore {
         self.inner.store.as_ref()
+    }
+
+    /// The same service with a per-account storage quota (`None`: none). Call before it is
+    /// shared.
+    pub fn with_quota(mut self, quota: Option<u64>) -> Blobs {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.quota = quota;
+        }
+        self
     }
 
     pub fn upload_limit(&self) -> u64 {
@@ -251,27 +271,38 @@ impl Blobs {
         let mime = sniff::choose(declared, sniff::sniff(&head));
         let cid_str = cid.to_string();
 
-        // Refuse a taken-down blob before it replaces anything.
+        // Refuse a taken-down blob before it replaces anything, and an upload past the
+        // account's quota before its file is kept (concurrent uploads of one account may pass
+        // the quota by what they upload at once).
         {
             let (did, cid_str) = (did.to_owned(), cid_str.clone());
-            let taken_down = self
+            let (taken_down, used) = self
                 .inner
                 .db
                 .read(move |store| {
-                    Ok::<_, BlobError>(
-                        store
-                            .connection()
-                            .prepare_cached(
-                                "SELECT takedown_ref IS NOT NULL FROM blob WHERE did = ?1 AND cid = ?2",
-                            )?
-                            .query_row((&did, &cid_str), |r| r.get::<_, bool>(0))
-                            .optional()?
-                            .unwrap_or(false),
-                    )
+                    let conn = store.connection();
+                    let taken_down = conn
+                        .prepare_cached(
+                            "SELECT takedown_ref IS NOT NULL FROM blob WHERE did = ?1 AND cid = ?2",
+                        )?
+                        .query_row((&did, &cid_str), |r| r.get::<_, bool>(0))
+                        .optional()?
+                        .unwrap_or(false);
+                    let used: i64 = conn
+                        .prepare_cached(
+                            "SELECT COALESCE(SUM(size), 0) FROM blob WHERE did = ?1 AND cid != ?2",
+                        )?
+                        .query_row((&did, &cid_str), |r| r.get(0))?;
+                    Ok::<_, BlobError>((taken_down, used.max(0) as u64))
                 })
                 .await?;
             if taken_down {
                 return Err(BlobError::TakenDown);
+            }
+            if let Some(quota) = self.inner.quota
+                && used + size > quota
+            {
+                return Err(BlobError::QuotaExceeded { used, size, quota });
             }
         }
 

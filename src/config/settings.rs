@@ -116,6 +116,8 @@ pub const CRAWL_INTERVAL_SECS: Setting =
 // [limits]
 pub const BLOB_UPLOAD_LIMIT: Setting =
     setting("PDS_BLOB_UPLOAD_LIMIT", "limits", "blob_upload_limit");
+pub const ACCOUNT_BLOB_QUOTA: Setting =
+    setting("PDS_ACCOUNT_BLOB_QUOTA", "limits", "account_blob_quota");
 pub const RATE_LIMITS_ENABLED: Setting =
     setting("PDS_RATE_LIMITS_ENABLED", "limits", "rate_limits_enabled");
 
@@ -162,6 +164,7 @@ pub const ALL: &[Setting] = &[
     REPO_BACKFILL_LIMIT_MS,
     CRAWL_INTERVAL_SECS,
     BLOB_UPLOAD_LIMIT,
+    ACCOUNT_BLOB_QUOTA,
     RATE_LIMITS_ENABLED,
     JWT_SECRET,
     ADMIN_PASSWORD,
