@@ -102,6 +102,7 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub sync: SyncConfig,
     pub limits: LimitsConfig,
+    pub metrics: MetricsConfig,
     /// Secrets as configured; [`secrets::resolve`] turns them into [`Secrets`].
     pub secrets: ConfiguredSecrets,
     provenance: Provenance,
@@ -232,6 +233,15 @@ pub struct LimitsConfig {
     /// The largest blob `com.atproto.repo.uploadBlob` accepts, in bytes.
     pub blob_upload_limit: u64,
     pub rate_limits_enabled: bool,
+}
+
+/// The Prometheus endpoint, `GET /metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Whether `/metrics` is served at all (off: 404).
+    pub enabled: bool,
+    /// Whether it asks for the admin password (HTTP Basic `admin:<PDS_ADMIN_PASSWORD>`).
+    pub require_auth: bool,
 }
 
 /// Secrets as found in the environment or file; any may be missing here.
@@ -446,6 +456,12 @@ impl Config {
             .unwrap_or(DEFAULT_BLOB_UPLOAD_LIMIT);
         let rate_limits_enabled = src.boolean(&s::RATE_LIMITS_ENABLED)?.unwrap_or(false);
 
+        // [metrics]
+        let metrics = MetricsConfig {
+            enabled: src.boolean(&s::METRICS_ENABLED)?.unwrap_or(false),
+            require_auth: src.boolean(&s::METRICS_REQUIRE_AUTH)?.unwrap_or(true),
+        };
+
         // [secrets]
         let jwt_secret = src.secret(&s::JWT_SECRET)?;
         let admin_password = src.secret(&s::ADMIN_PASSWORD)?;
@@ -502,6 +518,7 @@ impl Config {
                 blob_upload_limit,
                 rate_limits_enabled,
             },
+            metrics,
             secrets: ConfiguredSecrets {
                 jwt_secret,
                 admin_password,
