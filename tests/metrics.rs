@@ -185,7 +185,11 @@ fn counts_requests_writes_and_reports_sizes() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let metrics = loop {
         let metrics = scrape(&server);
-        if metrics.value("pds_firehose_subscribers") == 1.0 || Instant::now() > deadline {
+        // The subscription starts after the handshake, and is at the head once the tailer has
+        // handed it the last events.
+        let settled = metrics.value("pds_firehose_subscribers") == 1.0
+            && metrics.value("pds_firehose_lag_events") == 0.0;
+        if settled || Instant::now() > deadline {
             break metrics;
         }
         std::thread::sleep(Duration::from_millis(50));
