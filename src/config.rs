@@ -102,6 +102,7 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub sync: SyncConfig,
     pub limits: LimitsConfig,
+    pub metrics: MetricsConfig,
     /// Secrets as configured; [`secrets::resolve`] turns them into [`Secrets`].
     pub secrets: ConfiguredSecrets,
     provenance: Provenance,
@@ -234,6 +235,15 @@ pub struct LimitsConfig {
     /// The most blob bytes one account may store; `None`: no limit.
     pub account_blob_quota: Option<u64>,
     pub rate_limits_enabled: bool,
+}
+
+/// The Prometheus endpoint, `GET /metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Whether `/metrics` is served at all (off: 404).
+    pub enabled: bool,
+    /// Whether it asks for the admin password (HTTP Basic `admin:<PDS_ADMIN_PASSWORD>`).
+    pub require_auth: bool,
 }
 
 /// Secrets as found in the environment or file; any may be missing here.
@@ -449,6 +459,12 @@ impl Config {
         let account_blob_quota = src.uint(&s::ACCOUNT_BLOB_QUOTA, "a number of bytes")?;
         let rate_limits_enabled = src.boolean(&s::RATE_LIMITS_ENABLED)?.unwrap_or(false);
 
+        // [metrics]
+        let metrics = MetricsConfig {
+            enabled: src.boolean(&s::METRICS_ENABLED)?.unwrap_or(false),
+            require_auth: src.boolean(&s::METRICS_REQUIRE_AUTH)?.unwrap_or(true),
+        };
+
         // [secrets]
         let jwt_secret = src.secret(&s::JWT_SECRET)?;
         let admin_password = src.secret(&s::ADMIN_PASSWORD)?;
@@ -506,6 +522,7 @@ impl Config {
                 account_blob_quota,
                 rate_limits_enabled,
             },
+            metrics,
             secrets: ConfiguredSecrets {
                 jwt_secret,
                 admin_password,

@@ -6,6 +6,7 @@
 //! ```text
 //! main.rs (CLI)  ->  server (bind, serve, shut down)  ->  api (routes, handlers)
 //!                                                      ->  proxy, read_after_write (other services)
+//!                                                      ->  metrics (counters, /metrics)
 //!                                                      ->  auth (session tokens)
 //!                                                      ->  accounts (account tables)
 //!                                                      ->  state (what handlers reach)
@@ -28,6 +29,7 @@ pub mod healthcheck;
 pub mod identity_service;
 pub mod logging;
 pub mod mailer;
+pub mod metrics;
 pub mod migrate;
 pub mod moderation;
 pub mod ops;

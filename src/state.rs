@@ -39,6 +39,8 @@ pub struct AppContext {
     pub firehose: crate::firehose::Firehose,
     /// Forwarding to the AppView and other services (service proxying).
     pub proxy: crate::proxy::Proxy,
+    /// What the server did (records, commits, blob uploads), for `/metrics`.
+    pub metrics: crate::metrics::Counters,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -96,6 +98,7 @@ impl AppContext {
             clock: Arc::new(TidClock::new()),
             embedded_plc,
             signing_keys: Default::default(),
+            metrics: Default::default(),
         }))
     }
 }

@@ -14,6 +14,7 @@ pub mod params;
 pub mod rate_limit;
 pub mod xrpc;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -54,6 +55,11 @@ pub fn app(state: AppState) -> Router {
     let xrpc = app::register(xrpc);
     let embedded_plc = state.embedded_plc.clone().map(pds_plc::server::router);
     let rate_limiter = rate_limit::RateLimiter::new(state.config.limits.rate_limits_enabled);
+    let metrics = state
+        .config
+        .metrics
+        .enabled
+        .then(|| Arc::new(crate::metrics::http::HttpMetrics::new(xrpc.nsids())));
 
     let router = Router::new()
         .route("/", get(basic::root))
@@ -64,12 +70,22 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(xrpc.into_router())
         .fallback(xrpc::not_found)
-        .with_state(state);
+        .with_state(state.clone());
+    let router = match &metrics {
+        Some(http) => router.route(
+            crate::metrics::PATH,
+            get(crate::metrics::serve).with_state(crate::metrics::Scrape {
+                app: state,
+                http: http.clone(),
+            }),
+        ),
+        None => router,
+    };
     let router = match embedded_plc {
         Some(plc) => router.nest(EMBEDDED_PLC_PATH, plc),
         None => router,
     };
-    router
+    let router = router
         // Layers, innermost first. The body limit is enforced here, once, for
         // every route; axum's own per-extractor default (2 MB) would refuse
         // blobs, so it is turned off.
@@ -90,7 +106,16 @@ pub fn app(state: AppState) -> Router {
         // connection; the server keeps running either way.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::internal("a request handler panicked").into_response()
-        }))
+        }));
+    // Requests by method and status, as answered (error bodies shaped, panics made 500s).
+    let router = match metrics {
+        Some(http) => router.layer(middleware::from_fn_with_state(
+            http,
+            crate::metrics::http::track,
+        )),
+        None => router,
+    };
+    router
         // Browser clients call XRPC from other origins; outermost, so that
         // error responses carry the CORS headers and the browser can read them.
         .layer(CorsLayer::permissive().max_age(CORS_MAX_AGE))

@@ -25,6 +25,7 @@ pub const PREFIX: &str = "/xrpc/";
 #[derive(Default)]
 pub struct XrpcRouter {
     router: Router<AppState>,
+    nsids: Vec<&'static str>,
 }
 
 impl XrpcRouter {
@@ -50,8 +51,13 @@ impl XrpcRouter {
         self.method(nsid, post(handler), Method::POST)
     }
 
+    /// The NSIDs registered so far (the `method` labels of the request metrics).
+    pub fn nsids(&self) -> &[&'static str] {
+        &self.nsids
+    }
+
     fn method(
-        self,
+        mut self,
         nsid: &'static str,
         route: MethodRouter<AppState>,
         expected: Method,
@@ -61,10 +67,12 @@ impl XrpcRouter {
                 "Incorrect HTTP method ({method}) expected {expected}"
             ))
         };
+        self.nsids.push(nsid);
         XrpcRouter {
             router: self
                 .router
                 .route(&format!("{PREFIX}{nsid}"), route.fallback(wrong_method)),
+            nsids: self.nsids,
         }
     }
 

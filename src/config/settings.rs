@@ -121,6 +121,11 @@ pub const ACCOUNT_BLOB_QUOTA: Setting =
 pub const RATE_LIMITS_ENABLED: Setting =
     setting("PDS_RATE_LIMITS_ENABLED", "limits", "rate_limits_enabled");
 
+// [metrics]: the Prometheus endpoint.
+pub const METRICS_ENABLED: Setting = setting("PDS_METRICS_ENABLED", "metrics", "enabled");
+pub const METRICS_REQUIRE_AUTH: Setting =
+    setting("PDS_METRICS_REQUIRE_AUTH", "metrics", "require_auth");
+
 // [secrets]: better given through the environment than written in pds.toml.
 pub const JWT_SECRET: Setting = secret("PDS_JWT_SECRET", "secrets", "jwt_secret");
 pub const ADMIN_PASSWORD: Setting = secret("PDS_ADMIN_PASSWORD", "secrets", "admin_password");
@@ -166,6 +171,8 @@ pub const ALL: &[Setting] = &[
     BLOB_UPLOAD_LIMIT,
     ACCOUNT_BLOB_QUOTA,
     RATE_LIMITS_ENABLED,
+    METRICS_ENABLED,
+    METRICS_REQUIRE_AUTH,
     JWT_SECRET,
     ADMIN_PASSWORD,
     PLC_ROTATION_KEY,

@@ -50,6 +50,42 @@ fn defaults_follow_the_reference() {
     assert_eq!(config.limits.blob_upload_limit, 5 * 1024 * 1024);
     assert!(!config.limits.rate_limits_enabled);
     assert!(config.secrets.jwt_secret.is_none());
+    // Metrics are off unless asked for, and then behind the admin password.
+    assert!(!config.metrics.enabled);
+    assert!(config.metrics.require_auth);
+}
+
+#[test]
+fn metrics_settings() {
+    let toml = r#"
+        [metrics]
+        enabled = true
+        require_auth = false
+    "#;
+    let config = load(toml, &[]).unwrap();
+    assert_eq!(
+        config.metrics,
+        MetricsConfig {
+            enabled: true,
+            require_auth: false
+        }
+    );
+    assert_eq!(config.origin(&settings::METRICS_ENABLED), Origin::File);
+
+    let config = load(toml, &[("PDS_METRICS_REQUIRE_AUTH", "1")]).unwrap();
+    assert!(config.metrics.enabled && config.metrics.require_auth);
+    assert_eq!(config.origin(&settings::METRICS_REQUIRE_AUTH), Origin::Env);
+    let config = load("", &[("PDS_METRICS_ENABLED", "true")]).unwrap();
+    assert!(config.metrics.enabled && config.metrics.require_auth);
+
+    assert_eq!(
+        error("", &[("PDS_METRICS_ENABLED", "on")]),
+        r#"PDS_METRICS_ENABLED: "on" is not a boolean (true, false, 1 or 0)"#
+    );
+    assert!(
+        error("[metrics]\nenabeld = true\n", &[]).contains("unknown setting `metrics.enabeld`"),
+        "a misspelt key is refused"
+    );
 }
 
 #[test]
@@ -409,6 +445,10 @@ fn the_shipped_pds_toml_is_valid_and_is_the_dev_setup() {
     assert!(config.server.dev_mode);
     assert_eq!(config.storage.data_directory, PathBuf::from("./data"));
     assert_eq!(config.identity.handle_domains, vec![".test"]);
+    assert!(
+        !config.metrics.enabled,
+        "metrics stay off in the shipped file"
+    );
 }
 
 mod startup {

@@ -12,7 +12,7 @@
 //! is written); a `swapRecord` of `null` on putRecord means "must not exist yet".
 
 use pds_ipld::{BlobRef, Cid};
-use pds_repo::{CommitData, RepoError, Write};
+use pds_repo::{CommitData, RepoError, Write, WriteAction};
 use pds_storage::{StorageError, Writer};
 use pds_syntax::{AtIdentifier, AtUri, Did};
 
@@ -126,9 +126,14 @@ pub async fn put_record(
             Some(_) => Write::update(collection, rkey, bytes),
             None => Write::create(collection, rkey, bytes),
         };
-        apply(w, did, key, clock, &[write], vec![blobs]).map(Some)
+        let action = write.action;
+        apply(w, did, key, clock, &[write], vec![blobs]).map(|commit| Some((commit, action)))
     })
     .await?;
+    let commit = commit.map(|(commit, action)| {
+        count_commit(ctx, [action]);
+        commit
+    });
     Ok(WrittenRecord {
         uri,
         cid,
@@ -151,7 +156,7 @@ pub async fn delete_record(
         swap_record,
         ..
     } = input;
-    in_commit(ctx, did, move |w, did, key, clock| {
+    let commit = in_commit(ctx, did, move |w, did, key, clock| {
         let current =
             w.tx.record_cid(did.as_str(), collection.as_str(), rkey.as_str())?;
         if current.is_none() {
@@ -166,7 +171,11 @@ pub async fn delete_record(
         let write = Write::delete(collection, rkey);
         apply(w, did, key, clock, &[write], vec![Vec::new()]).map(Some)
     })
-    .await
+    .await?;
+    if commit.is_some() {
+        count_commit(ctx, [WriteAction::Delete]);
+    }
+    Ok(commit)
 }
 
 /// applyWrites: all the writes in one commit, or none of them.
@@ -272,11 +281,27 @@ async fn commit(
     writes: Vec<Write>,
     blobs: Vec<Vec<BlobRef>>,
 ) -> Result<CommitMeta, RecordError> {
-    in_commit(ctx, did, move |w, did, key, clock| {
+    let actions: Vec<WriteAction> = writes.iter().map(|w| w.action).collect();
+    let commit = in_commit(ctx, did, move |w, did, key, clock| {
         check_swap_commit(w, did, swap_commit)?;
         apply(w, did, key, clock, &writes, blobs)
     })
-    .await
+    .await?;
+    count_commit(ctx, actions);
+    Ok(commit)
+}
+
+/// Counts a durable commit of these writes for `/metrics`.
+fn count_commit(ctx: &AppContext, actions: impl IntoIterator<Item = WriteAction>) {
+    let (mut created, mut updated, mut deleted) = (0, 0, 0);
+    for action in actions {
+        match action {
+            WriteAction::Create => created += 1,
+            WriteAction::Update => updated += 1,
+            WriteAction::Delete => deleted += 1,
+        }
+    }
+    ctx.metrics.commit(created, updated, deleted);
 }
 
 /// Runs `work` on the database writer, in the next group commit, with the account's signing

@@ -135,6 +135,11 @@ struct Subscribers {
     next_id: u64,
     slots: HashMap<u64, Slot>,
     closed: bool,
+    /// Every open [`Subscription`]'s position (the seq it last handed out), by subscription:
+    /// what [`Hub::stats`] reads. Kept apart from the slots, which come and go while a
+    /// subscription catches up.
+    positions: HashMap<u64, Arc<AtomicI64>>,
+    next_subscription: u64,
 }
 
 /// The tailer's side of one subscriber.
@@ -194,6 +199,8 @@ impl Hub {
     pub fn subscribe(&self, cursor: Option<Seq>) -> Subscription {
         let state = if cursor.is_some() { REPLAYING } else { LIVE };
         let live = self.shared.register(state);
+        let start = cursor.unwrap_or_else(|| self.latest_seq());
+        let (position_id, position) = self.shared.add_position(start);
         let phase = match (&live, cursor) {
             (None, _) => Phase::Ended,
             (Some(_), Some(cursor)) => Phase::Start(cursor),
@@ -208,6 +215,8 @@ impl Hub {
             replay_reached_head: false,
             next_live: None,
             catch_up_deadline: None,
+            position_id,
+            position,
         }
     }
 
@@ -222,6 +231,31 @@ impl Hub {
         self.shared.subscribers().slots.len()
     }
 
+    /// What an operator watches: open subscriptions, the head, how far behind the slowest one
+    /// is, and the fullest live queue. Takes the subscribers' lock once; cheap.
+    pub fn stats(&self) -> HubStats {
+        let latest_seq = self.latest_seq();
+        let subscribers = self.shared.subscribers();
+        let slowest_seq = subscribers
+            .positions
+            .values()
+            .map(|p| p.load(Ordering::Relaxed))
+            .min();
+        let max_queue_depth = subscribers
+            .slots
+            .values()
+            .map(|slot| slot.queue.max_capacity() - slot.queue.capacity())
+            .max()
+            .unwrap_or(0);
+        HubStats {
+            subscriptions: subscribers.positions.len(),
+            live_queues: subscribers.slots.len(),
+            latest_seq,
+            slowest_seq,
+            max_queue_depth,
+        }
+    }
+
     /// Stops the tailer and ends every subscription (each returns what its queue still holds,
     /// then `None`). For shutdown; new subscriptions end at once.
     pub fn close(&self) {
@@ -231,6 +265,31 @@ impl Hub {
             subscribers.slots.clear();
         }
         self.shared.wake.notify_one();
+    }
+}
+
+/// A snapshot of the hub for monitoring (see [`Hub::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubStats {
+    /// Open subscriptions (connected subscribers), whether live, replaying or catching up.
+    pub subscriptions: usize,
+    /// Subscriptions with a registered live queue (as [`Hub::subscriber_count`]).
+    pub live_queues: usize,
+    /// The seq of the newest event the hub has handed out.
+    pub latest_seq: Seq,
+    /// The lowest seq any open subscription has reached (its cursor, or the head when it
+    /// subscribed, until it is sent something); `None` without subscriptions.
+    pub slowest_seq: Option<Seq>,
+    /// The most frames waiting in one live queue.
+    pub max_queue_depth: usize,
+}
+
+impl HubStats {
+    /// Events between the head and the slowest subscription (0 without subscriptions).
+    pub fn lag(&self) -> u64 {
+        self.slowest_seq.map_or(0, |slowest| {
+            u64::try_from(self.latest_seq.saturating_sub(slowest)).unwrap_or(0)
+        })
     }
 }
 
@@ -270,6 +329,15 @@ impl Shared {
 
     fn unregister(&self, id: u64) {
         self.subscribers().slots.remove(&id);
+    }
+
+    fn add_position(&self, seq: Seq) -> (u64, Arc<AtomicI64>) {
+        let position = Arc::new(AtomicI64::new(seq));
+        let mut subscribers = self.subscribers();
+        let id = subscribers.next_subscription;
+        subscribers.next_subscription += 1;
+        subscribers.positions.insert(id, position.clone());
+        (id, position)
     }
 
     /// Pushes `frames` (in seq order) to every subscriber, dropping those that cannot take them.
@@ -379,6 +447,9 @@ pub struct Subscription {
     next_live: Option<Frame>,
     /// Catching up after an overflow while live: be live again by then or be ended.
     catch_up_deadline: Option<Instant>,
+    /// `last_sent` as [`Hub::stats`] sees it, under this id in `Subscribers::positions`.
+    position_id: u64,
+    position: Arc<AtomicI64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -418,7 +489,7 @@ impl Subscription {
                 }
                 Phase::Replay => {
                     if let Some(frame) = self.page.pop_front() {
-                        self.last_sent = frame.seq().unwrap_or(self.last_sent);
+                        self.sent(frame.seq().unwrap_or(self.last_sent));
                         return Some(frame);
                     }
                     if self.catch_up_deadline.is_some_and(|d| Instant::now() > d) {
@@ -460,7 +531,7 @@ impl Subscription {
                         Some(frame) => {
                             let seq = frame.seq().unwrap_or(Seq::MAX);
                             if seq > self.last_sent {
-                                self.last_sent = seq;
+                                self.sent(seq);
                                 return Some(frame);
                             }
                         }
@@ -530,6 +601,11 @@ impl Subscription {
         }
     }
 
+    fn sent(&mut self, seq: Seq) {
+        self.last_sent = seq;
+        self.position.store(seq, Ordering::Relaxed);
+    }
+
     fn end(&mut self) {
         if let Some(live) = self.live.take() {
             self.shared.unregister(live.id);
@@ -567,8 +643,10 @@ impl Registration {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        let mut subscribers = self.shared.subscribers();
         if let Some(live) = self.live.take() {
-            self.shared.unregister(live.id);
+            subscribers.slots.remove(&live.id);
         }
+        subscribers.positions.remove(&self.position_id);
     }
 }

@@ -19,7 +19,8 @@
 //!   log first and joins the live tail with no gap and no duplicate. Memory per subscriber is
 //!   bounded and the tailer never waits: a subscriber whose queue overflows catches up from the
 //!   log, and one that is still behind after [`HubConfig::slow_consumer_grace`] is ended with
-//!   `ConsumerTooSlow`.
+//!   `ConsumerTooSlow`. [`Hub::stats`] tells an operator how many subscribers there are and how
+//!   far behind the slowest one is.
 //! - **Retention** ([`retention`]): which events fall out of the backfill window.
 //!
 //! # What it must not touch
@@ -85,7 +86,7 @@ mod time;
 
 pub use event::{AccountEvent, AccountStatus, CommitEvent, EventBody, IdentityEvent, SyncEvent};
 pub use frame::{DecodedFrame, Frame, decode_frame};
-pub use hub::{Hub, HubConfig, LogQuery, LogReader, ReadFuture, Subscription};
+pub use hub::{Hub, HubConfig, HubStats, LogQuery, LogReader, ReadFuture, Subscription};
 pub use retention::Retention;
 
 /// A position in the stream: the `seq` of an event. The first event is 1; seqs only grow, and

@@ -376,3 +376,52 @@ async fn closing_the_hub_ends_every_subscription() {
     }
     assert!(hub.subscribe(None).next().await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_subscriptions_and_the_slowest_position() {
+    let db = TestDb::new();
+    db.append(10, SystemTime::now());
+    let hub = Hub::start(db.database(), HubConfig::default())
+        .await
+        .unwrap();
+    let idle = hub.stats();
+    assert_eq!(
+        (idle.subscriptions, idle.latest_seq, idle.slowest_seq),
+        (0, 10, None)
+    );
+    assert_eq!(idle.lag(), 0);
+
+    // Live from the head: not behind. A cursor at 3: seven behind until it reads.
+    let live = hub.subscribe(None);
+    let mut behind = hub.subscribe(Some(3));
+    let stats = hub.stats();
+    assert_eq!(stats.subscriptions, 2);
+    assert_eq!(stats.live_queues, 2);
+    assert_eq!(stats.slowest_seq, Some(3));
+    assert_eq!(stats.lag(), 7);
+    assert_eq!(collect_until(&mut behind, 6).await, [4, 5, 6]);
+    assert_eq!(hub.stats().lag(), 4);
+
+    // New events wait in the live subscriber's queue until it reads them.
+    db.append(5, SystemTime::now());
+    hub.notify_committed();
+    let delivered = async {
+        while hub.stats().latest_seq < 15 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    timeout(PATIENCE, delivered)
+        .await
+        .expect("the tailer reads the new events");
+    let stats = hub.stats();
+    assert_eq!(stats.max_queue_depth, 5);
+    assert_eq!((stats.slowest_seq, stats.lag()), (Some(6), 9));
+
+    drop(live);
+    drop(behind);
+    let gone = hub.stats();
+    assert_eq!(
+        (gone.subscriptions, gone.live_queues, gone.lag()),
+        (0, 0, 0)
+    );
+}

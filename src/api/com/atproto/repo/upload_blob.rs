@@ -103,6 +103,7 @@ pub async fn handle(
         .blobs
         .upload(&auth.did, declared.as_deref(), body)
         .await?;
+    state.metrics.blob_uploaded(blob.size);
     Ok(Json(Output { blob: blob.into() }))
 }
 
