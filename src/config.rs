@@ -146,12 +146,50 @@ impl ServerConfig {
 pub struct StorageConfig {
     /// Holds the SQLite databases and, in dev mode, `secrets.toml`.
     pub data_directory: PathBuf,
-    /// Where blobs are stored; `<data_directory>/blocks` unless set.
+    /// Where blobs are stored; `<data_directory>/blocks` unless set (and unless they are in
+    /// S3-compatible storage, [`StorageConfig::s3`]).
     pub blobstore_disk_location: PathBuf,
+    /// Blobs in an S3-compatible bucket instead of on disk (`PDS_BLOBSTORE_S3_BUCKET` set).
+    pub s3: Option<S3Config>,
     /// What an acknowledged write survives: a process crash (`normal`, as the reference) or
     /// also power loss (`full`, an fsync per commit group).
     pub durability: pds_storage::Durability,
 }
+
+/// An S3-compatible bucket for blobs, as the reference configures it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Config {
+    pub bucket: String,
+    pub region: String,
+    /// The service's URL; AWS's regional endpoint unless set.
+    pub endpoint: String,
+    /// `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key` (most
+    /// S3-compatible servers want this).
+    pub force_path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// How long one upload of a blob to the bucket may take.
+    pub upload_timeout: Duration,
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("force_path_style", &self.force_path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<secret>"),
+            )
+            .finish()
+    }
+}
+
+/// How long one blob upload to S3 may take unless configured (the reference's default).
+pub const DEFAULT_S3_UPLOAD_TIMEOUT_MS: u64 = 20_000;
 
 #[derive(Debug, Clone)]
 pub struct IdentityConfig {
@@ -330,6 +368,31 @@ impl Config {
             .text(&s::BLOBSTORE_DISK_LOCATION, "a path", |t| !t.is_empty())?
             .map_or_else(|| data_directory.join("blocks"), PathBuf::from);
 
+        let s3 = match src.text(&s::S3_BUCKET, "a bucket name", |t| !t.is_empty())? {
+            None => None,
+            Some(bucket) => {
+                let region = src
+                    .text(&s::S3_REGION, "a region name", |t| !t.is_empty())?
+                    .unwrap_or_else(|| "us-east-1".to_owned());
+                let endpoint = src
+                    .text(&s::S3_ENDPOINT, "an http(s) URL", values::is_http_url)?
+                    .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+                let upload_timeout = src
+                    .uint(&s::S3_UPLOAD_TIMEOUT_MS, "a number of milliseconds")?
+                    .unwrap_or(DEFAULT_S3_UPLOAD_TIMEOUT_MS)
+                    .max(1);
+                Some(S3Config {
+                    bucket,
+                    endpoint,
+                    region,
+                    force_path_style: src.boolean(&s::S3_FORCE_PATH_STYLE)?.unwrap_or(false),
+                    access_key_id: src.secret(&s::S3_ACCESS_KEY_ID)?,
+                    secret_access_key: src.secret(&s::S3_SECRET_ACCESS_KEY)?,
+                    upload_timeout: Duration::from_millis(upload_timeout),
+                })
+            }
+        };
+
         let durability = match src
             .text(&s::SQLITE_SYNCHRONOUS, "normal or full", |t| {
                 matches!(t, "normal" | "full")
@@ -495,6 +558,7 @@ impl Config {
             storage: StorageConfig {
                 data_directory,
                 blobstore_disk_location,
+                s3,
                 durability,
             },
             identity: IdentityConfig {

@@ -15,7 +15,6 @@ use serde_json::json;
 use sha2::Digest;
 use tokio::io::AsyncReadExt;
 
-use crate::blobs::store::{BlobStore, DiskBlobStore};
 use crate::config::Config;
 use crate::state::DATABASE_FILE;
 
@@ -57,7 +56,9 @@ pub async fn export_account(
         pds_storage::sync_reads::write_repo_car(&store, &did, None, std::io::BufWriter::new(car))
             .map_err(|e| format!("exporting the repo: {e}"))?;
 
-    let blob_store = DiskBlobStore::open_for_reading(&config.storage.blobstore_disk_location);
+    let blob_store = crate::blobs::open_store_for_reading(config)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut blobs = 0;
     let mut mime_types = serde_json::Map::new();
     let mut cursor: Option<String> = None;

@@ -26,6 +26,7 @@
 //! transaction, that nothing references it) before its file. A per-blob lock keeps an upload of
 //! the same bytes from slipping between the collector's row delete and its file delete.
 
+pub mod s3;
 pub mod schema;
 pub mod sniff;
 pub mod store;
@@ -157,11 +158,8 @@ impl Blobs {
     /// tables, and starts the background collector (every [`GC_INTERVAL`], grace
     /// [`DEFAULT_GC_GRACE`]) on the current tokio runtime. It stops when the service is dropped.
     pub async fn open(config: &Config, db: Database) -> Result<Blobs, StorageError> {
-        let location = config.storage.blobstore_disk_location.clone();
-        let store = tokio::task::spawn_blocking(move || DiskBlobStore::open(&location))
-            .await
-            .map_err(|e| StorageError::Corrupt(format!("blob store: {e}")))??;
-        let blobs = Blobs::new(Arc::new(store), db, config.limits.blob_upload_limit)
+        let store = open_store(config).await?;
+        let blobs = Blobs::new(store, db, config.limits.blob_upload_limit)
             .await?
             .with_quota(config.limits.account_blob_quota);
         blobs.spawn_collector(GC_INTERVAL, DEFAULT_GC_GRACE);
@@ -503,6 +501,41 @@ impl Blobs {
             .read(move |store| deletions_held(store.connection(), now_ms))
             .await
     }
+}
+
+/// The blob store `config` names: an S3-compatible bucket when `PDS_BLOBSTORE_S3_BUCKET` is set
+/// (uploads in progress under `<data directory>/blob-uploads`), else the disk directory.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn BlobStore>, StorageError> {
+    open_store_as(config, false).await
+}
+
+/// The blob store `config` names, for a command reading beside a running server (`pds export`,
+/// `pds backup`): nothing of the server's is cleared.
+pub async fn open_store_for_reading(config: &Config) -> Result<Arc<dyn BlobStore>, StorageError> {
+    open_store_as(config, true).await
+}
+
+async fn open_store_as(
+    config: &Config,
+    for_reading: bool,
+) -> Result<Arc<dyn BlobStore>, StorageError> {
+    let storage = config.storage.clone();
+    tokio::task::spawn_blocking(move || -> std::io::Result<Arc<dyn BlobStore>> {
+        Ok(match &storage.s3 {
+            Some(s3) => Arc::new(s3::S3BlobStore::open(
+                s3,
+                &storage.data_directory.join("blob-uploads"),
+                for_reading,
+            )?),
+            None if for_reading => Arc::new(DiskBlobStore::open_for_reading(
+                &storage.blobstore_disk_location,
+            )),
+            None => Arc::new(DiskBlobStore::open(&storage.blobstore_disk_location)?),
+        })
+    })
+    .await
+    .map_err(|e| StorageError::Corrupt(format!("blob store: {e}")))?
+    .map_err(|e| StorageError::Corrupt(format!("blob store: {e}")))
 }
 
 /// Whether a body error is the body-limit layer refusing more bytes.

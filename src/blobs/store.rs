@@ -47,6 +47,9 @@ pub trait BlobStore: Send + Sync + 'static {
         len: Option<u64>,
     ) -> BoxFuture<'a, io::Result<Option<BlobRead>>>;
 
+    /// The size of `did`'s blob `cid` as stored, without reading it; `None` if there is none.
+    fn size<'a>(&'a self, did: &'a str, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<u64>>>;
+
     /// Deletes `did`'s blob `cid`; true if it existed.
     fn delete<'a>(&'a self, did: &'a str, cid: &'a Cid) -> BoxFuture<'a, io::Result<bool>>;
 
@@ -176,6 +179,17 @@ impl BlobStore for DiskBlobStore {
                 reader: Box::pin(file.take(len)),
                 len,
             }))
+        })
+    }
+
+    fn size<'a>(&'a self, did: &'a str, cid: &'a Cid) -> BoxFuture<'a, io::Result<Option<u64>>> {
+        Box::pin(async move {
+            let path = self.blob_path(did, cid)?;
+            match tokio::fs::metadata(&path).await {
+                Ok(meta) => Ok(Some(meta.len())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
         })
     }
 

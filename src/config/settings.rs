@@ -60,6 +60,31 @@ pub const BLOBSTORE_DISK_LOCATION: Setting = setting(
 pub const SQLITE_SYNCHRONOUS: Setting =
     setting("PDS_SQLITE_SYNCHRONOUS", "storage", "sqlite_synchronous");
 
+// [blobstore_s3]: blobs in S3-compatible object storage instead of on disk (the reference's names).
+pub const S3_BUCKET: Setting = setting("PDS_BLOBSTORE_S3_BUCKET", "blobstore_s3", "bucket");
+pub const S3_REGION: Setting = setting("PDS_BLOBSTORE_S3_REGION", "blobstore_s3", "region");
+pub const S3_ENDPOINT: Setting = setting("PDS_BLOBSTORE_S3_ENDPOINT", "blobstore_s3", "endpoint");
+pub const S3_FORCE_PATH_STYLE: Setting = setting(
+    "PDS_BLOBSTORE_S3_FORCE_PATH_STYLE",
+    "blobstore_s3",
+    "force_path_style",
+);
+pub const S3_ACCESS_KEY_ID: Setting = secret(
+    "PDS_BLOBSTORE_S3_ACCESS_KEY_ID",
+    "blobstore_s3",
+    "access_key_id",
+);
+pub const S3_SECRET_ACCESS_KEY: Setting = secret(
+    "PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY",
+    "blobstore_s3",
+    "secret_access_key",
+);
+pub const S3_UPLOAD_TIMEOUT_MS: Setting = setting(
+    "PDS_BLOBSTORE_S3_UPLOAD_TIMEOUT_MS",
+    "blobstore_s3",
+    "upload_timeout_ms",
+);
+
 // [identity]: DIDs and handles.
 pub const PLC_URL: Setting = setting("PDS_DID_PLC_URL", "identity", "plc_url");
 pub const EMBEDDED_PLC: Setting = setting("PDS_EMBEDDED_PLC", "identity", "embedded_plc");
@@ -147,6 +172,13 @@ pub const ALL: &[Setting] = &[
     CONTACT_EMAIL,
     DATA_DIRECTORY,
     BLOBSTORE_DISK_LOCATION,
+    S3_BUCKET,
+    S3_REGION,
+    S3_ENDPOINT,
+    S3_FORCE_PATH_STYLE,
+    S3_ACCESS_KEY_ID,
+    S3_SECRET_ACCESS_KEY,
+    S3_UPLOAD_TIMEOUT_MS,
     SQLITE_SYNCHRONOUS,
     PLC_URL,
     EMBEDDED_PLC,

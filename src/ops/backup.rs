@@ -117,9 +117,10 @@ pub fn backup(
         ));
     }
 
+    let (rt, store) = super::blob_store_for_reading(config)?;
     let blobs = copy_blobs(
         &db_out.join(DATABASE_FILE),
-        &config.storage.blobstore_disk_location,
+        (&rt, store.as_ref()),
         &out.join(BLOBS_DIR),
         &mut hold,
         progress,
@@ -338,7 +339,10 @@ pub(super) fn check_database(conn: &Connection) -> Result<(), String> {
 /// `out/<did>/<cid>`, each checked against its CID.
 fn copy_blobs(
     db: &Path,
-    blob_root: &Path,
+    (rt, store): (
+        &tokio::runtime::Runtime,
+        &dyn crate::blobs::store::BlobStore,
+    ),
     out: &Path,
     hold: &mut DeletionHold,
     progress: &mut dyn FnMut(String),
@@ -361,10 +365,7 @@ fn copy_blobs(
     let total: i64 = conn
         .query_row("SELECT COUNT(*) FROM blob", [], |r| r.get(0))
         .map_err(fail)?;
-    progress(format!(
-        "blobs: copying {total} from {}",
-        blob_root.display()
-    ));
+    progress(format!("blobs: copying {total} from the blob store"));
 
     // Temporary uploads the collector deleted since the snapshot: dropped from the copy.
     let mut vanished_temporary: Vec<(String, String)> = Vec::new();
@@ -400,13 +401,13 @@ fn copy_blobs(
                     continue;
                 }
             };
-            let Some(source) = super::blob_path(blob_root, &did, &cid) else {
+            if pds_syntax::Did::new(&did).is_err() {
                 missing(format!("the database holds an invalid DID {did:?}"));
                 continue;
-            };
-            let file = match std::fs::File::open(&source) {
-                Ok(file) => file,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            }
+            let read = match rt.block_on(store.read(&did, &cid, 0, None)) {
+                Ok(Some(read)) => read,
+                Ok(None) => {
                     if referenced {
                         missing("not in the blob store".to_owned());
                     } else {
@@ -415,7 +416,7 @@ fn copy_blobs(
                     continue;
                 }
                 Err(e) => {
-                    missing(format!("cannot read {}: {e}", source.display()));
+                    missing(format!("cannot read it from the blob store: {e}"));
                     continue;
                 }
             };
@@ -428,7 +429,7 @@ fn copy_blobs(
             }
             let target = did_dir.join(cid.to_string());
             let written = super::create_private(&target)
-                .and_then(|to| super::copy_hashed(file, BufWriter::new(to)))
+                .and_then(|to| super::copy_blob_hashed(rt, read, BufWriter::new(to)))
                 .map_err(|e| format!("copying blob {did} {cid_text}: {e}"))?;
             let (bytes, digest) = written;
             if crate::blobs::raw_cid(&digest) != cid {

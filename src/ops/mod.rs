@@ -183,6 +183,57 @@ fn copy_hashed(mut from: impl Read, mut to: impl Write) -> io::Result<(u64, [u8;
     Ok((total, hasher.finalize().into()))
 }
 
+/// Copies a blob read out of the store into `to` in fixed-size chunks, hashing on the way (as
+/// [`copy_hashed`], for the store's async readers: disk or S3). Returns the byte count and the
+/// sha256.
+fn copy_blob_hashed(
+    rt: &tokio::runtime::Runtime,
+    mut from: crate::blobs::store::BlobRead,
+    mut to: impl Write,
+) -> io::Result<(u64, [u8; 32])> {
+    use tokio::io::AsyncReadExt;
+    rt.block_on(async move {
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 128 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = from.reader.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            to.write_all(&buf[..n])?;
+            total += n as u64;
+        }
+        to.flush()?;
+        Ok((total, hasher.finalize().into()))
+    })
+}
+
+/// A runtime for the store's async calls from these (synchronous) commands, and the blob store
+/// `config` names, opened for reading beside a running server.
+fn blob_store_for_reading(
+    config: &crate::config::Config,
+) -> Result<
+    (
+        tokio::runtime::Runtime,
+        std::sync::Arc<dyn crate::blobs::store::BlobStore>,
+    ),
+    String,
+> {
+    // One worker of its own, so that threads of verify-repos can use it through its handle
+    // (a current-thread runtime would not drive their requests).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let store = rt
+        .block_on(crate::blobs::open_store_for_reading(config))
+        .map_err(|e| e.to_string())?;
+    Ok((rt, store))
+}
+
 /// The sha256 of a file, streamed.
 fn hash_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
     copy_hashed(std::fs::File::open(path)?, io::sink())
@@ -268,14 +319,6 @@ pub fn human_bytes(bytes: u64) -> String {
         0 => format!("{bytes} B"),
         _ => format!("{value:.1} {}", UNITS[unit]),
     }
-}
-
-/// The path of `did`'s blob `cid` in a blob directory laid out as [`crate::blobs::DiskBlobStore`]
-/// lays it out (`<root>/<did>/<cid>`), or `None` if `did` is not a DID (it becomes a path
-/// component, so nothing else may).
-fn blob_path(root: &Path, did: &str, cid: &pds_ipld::Cid) -> Option<PathBuf> {
-    let valid = pds_syntax::Did::new(did).is_ok() && !did.contains(['/', '\\', '\0']);
-    valid.then(|| root.join(did).join(cid.to_string()))
 }
 
 #[cfg(test)]

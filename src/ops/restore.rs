@@ -30,9 +30,6 @@ pub struct RestoreSummary {
     pub elapsed: Duration,
 }
 
-/// Where restored blobs are written before they get their name: the blob store's own
-/// temporary directory, which the server clears at start.
-const BLOB_TMP_DIR: &str = ".tmp";
 /// How often blob progress is reported, at most.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
@@ -191,7 +188,7 @@ fn write_restore(
             ));
         }
 
-        let (blobs, blob_bytes) = restore_blobs(&from.join(BLOBS_DIR), blob_root, progress)?;
+        let (blobs, blob_bytes) = restore_blobs(&from.join(BLOBS_DIR), config, progress)?;
         if blobs != manifest.blobs.count {
             return Err(format!(
                 "the backup holds {blobs} blobs, its manifest says {}: the backup is damaged",
@@ -244,6 +241,40 @@ fn write_restore(
     Ok(done)
 }
 
+/// Streams the backup's file at `source` into the store as `did`'s blob `cid`, checking its
+/// bytes against the CID first. Returns its size.
+async fn restore_blob(
+    store: &dyn crate::blobs::store::BlobStore,
+    source: &Path,
+    did: &str,
+    cid: &pds_ipld::Cid,
+) -> Result<u64, String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = super::open_backup_file(source).map_err(|e| e.to_string())?;
+    let mut upload = store.begin().await.map_err(|e| e.to_string())?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        upload.write(&buf[..n]).await.map_err(|e| e.to_string())?;
+        total += n as u64;
+    }
+    if crate::blobs::raw_cid(&hasher.finalize().into()) != *cid {
+        return Err(format!(
+            "{} does not match its CID: the backup is damaged",
+            source.display()
+        ));
+    }
+    upload.commit(did, cid).await.map_err(|e| e.to_string())?;
+    Ok(total)
+}
+
 /// Removes everything inside `dir` (not `dir` itself).
 fn empty_dir(dir: &Path) -> io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
@@ -266,12 +297,17 @@ fn empty_dir(dir: &Path) -> io::Result<()> {
 /// written under a temporary name first. Returns the count and bytes.
 fn restore_blobs(
     from: &Path,
-    blob_root: &Path,
+    config: &Config,
     progress: &mut dyn FnMut(String),
 ) -> Result<(u64, u64), String> {
-    let tmp_dir = blob_root.join(BLOB_TMP_DIR);
-    std::fs::create_dir_all(&tmp_dir)
-        .map_err(|e| format!("creating {}: {e}", tmp_dir.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let store = rt
+        .block_on(crate::blobs::open_store(config))
+        .map_err(|e| e.to_string())?;
+    let store = store.as_ref();
     let listing = |dir: &Path| -> Result<Vec<(String, PathBuf, bool)>, String> {
         let fail = |e: io::Error| format!("listing the backup's {}: {e}", dir.display());
         let mut entries = Vec::new();
@@ -319,28 +355,11 @@ fn restore_blobs(
                     ));
                 }
             };
-            let target = super::blob_path(blob_root, &did, &cid)
-                .ok_or_else(|| format!("unexpected {} in the backup's blobs", did_dir.display()))?;
-            let temporary = tmp_dir.join(format!("restore-{did}-{name}"));
-            let (n, digest) = super::open_backup_file(&source)
-                .and_then(|from| {
-                    let to = super::create_private(&temporary)?;
-                    super::copy_hashed(from, BufWriter::new(to))
-                })
-                .map_err(|e| format!("copying blob {did} {name}: {e}"))?;
-            if crate::blobs::raw_cid(&digest) != cid {
-                let _ = std::fs::remove_file(&temporary);
-                return Err(format!(
-                    "blob {} does not match its CID: the backup is damaged",
-                    source.display()
-                ));
-            }
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("creating {}: {e}", parent.display()))?;
-            }
-            std::fs::rename(&temporary, &target)
-                .map_err(|e| format!("putting {} in place: {e}", target.display()))?;
+            // Into the blob store (disk or S3), checked against the CID before it is committed
+            // under its name.
+            let n = rt
+                .block_on(restore_blob(store, &source, &did, &cid))
+                .map_err(|e| format!("restoring blob {did} {name}: {e}"))?;
             count += 1;
             bytes += n;
             if last_report.elapsed() >= PROGRESS_EVERY {

@@ -20,7 +20,6 @@
 //! largest repo's blocks, per worker.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,7 +80,9 @@ pub fn verify_repos(
     let open =
         || Store::open_reader(&db_path).map_err(|e| format!("opening {}: {e}", db_path.display()));
     let lister = open()?;
-    let blob_root = config.storage.blobstore_disk_location.clone();
+    let (blob_runtime, blob_store) = super::blob_store_for_reading(config)?;
+    let blob_store = blob_store.as_ref();
+    let blob_handle = blob_runtime.handle();
     let jobs = jobs.max(1);
     let readers = (0..jobs).map(|_| open()).collect::<Result<Vec<_>, _>>()?;
 
@@ -100,7 +101,10 @@ pub fn verify_repos(
         for store in readers {
             let work_rx = work_rx.clone();
             let report_tx = report_tx.clone();
-            let blob_root = blob_root.as_path();
+            let blobs = BlobSizes {
+                store: blob_store,
+                runtime: blob_handle,
+            };
             scope.spawn(move || {
                 loop {
                     // The lock is held only to take the next DID.
@@ -108,7 +112,7 @@ pub fn verify_repos(
                     let Ok(Ok(did)) = next else { break };
                     // A repo that makes the check panic fails; the others are still checked.
                     let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        verify_repo(&store, blob_root, &did)
+                        verify_repo(&store, &blobs, &did)
                     }));
                     let report = checked.unwrap_or_else(|_| RepoReport {
                         problems: vec!["checking it failed unexpectedly (a panic)".to_owned()],
@@ -193,7 +197,20 @@ fn accounts_without_repo(store: &Store) -> Result<Vec<String>, String> {
 }
 
 /// Checks one repo from one snapshot.
-pub fn verify_repo(store: &Store, blob_root: &Path, did: &str) -> RepoReport {
+/// How the checks learn a stored blob's size: from the blob store (disk or S3), through a
+/// runtime the worker threads share.
+pub struct BlobSizes<'a> {
+    pub store: &'a dyn crate::blobs::store::BlobStore,
+    pub runtime: &'a tokio::runtime::Handle,
+}
+
+impl BlobSizes<'_> {
+    fn size(&self, did: &str, cid: &Cid) -> std::io::Result<Option<u64>> {
+        self.runtime.block_on(self.store.size(did, cid))
+    }
+}
+
+pub fn verify_repo(store: &Store, blobs: &BlobSizes<'_>, did: &str) -> RepoReport {
     let mut report = RepoReport {
         did: did.to_owned(),
         ..Default::default()
@@ -206,7 +223,7 @@ pub fn verify_repo(store: &Store, blob_root: &Path, did: &str) -> RepoReport {
             return report;
         }
     };
-    if let Err(problem) = check_repo(store, blob_root, did, &mut report) {
+    if let Err(problem) = check_repo(store, blobs, did, &mut report) {
         report.problems.push(problem);
     }
     // A read transaction: nothing to commit.
@@ -217,7 +234,7 @@ pub fn verify_repo(store: &Store, blob_root: &Path, did: &str) -> RepoReport {
 /// The checks; an `Err` is a problem that stops the repo's check.
 fn check_repo(
     store: &Store,
-    blob_root: &Path,
+    blob_sizes: &BlobSizes<'_>,
     did: &str,
     report: &mut RepoReport,
 ) -> Result<(), String> {
@@ -323,21 +340,15 @@ fn check_repo(
             not_uploaded.push((cid, path));
             continue;
         };
-        let Some(file) = super::blob_path(blob_root, did, &cid) else {
-            return Err(format!("{did:?} is not a DID"));
-        };
-        match std::fs::metadata(&file) {
-            Ok(meta) if meta.len() == u64::try_from(size).unwrap_or(u64::MAX) => {}
-            Ok(meta) => report.problems.push(format!(
-                "blob {cid} is {} bytes in the blob store, {size} in the database",
-                meta.len()
+        match blob_sizes.size(did, &cid) {
+            Ok(Some(len)) if len == u64::try_from(size).unwrap_or(u64::MAX) => {}
+            Ok(Some(len)) => report.problems.push(format!(
+                "blob {cid} is {len} bytes in the blob store, {size} in the database"
             )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => report.problems.push(format!(
+            Ok(None) => report.problems.push(format!(
                 "blob {cid} (referenced by {path}) is not in the blob store"
             )),
-            Err(e) => report
-                .problems
-                .push(format!("blob {cid}: {}: {e}", file.display())),
+            Err(e) => report.problems.push(format!("blob {cid}: {e}")),
         }
     }
     if let Some((cid, path)) = not_uploaded.first() {
