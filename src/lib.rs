@@ -39,3 +39,4 @@ pub mod read_after_write;
 pub mod records;
 pub mod server;
 pub mod state;
+pub mod telemetry;

@@ -528,7 +528,7 @@ fn env_var(name: &str) -> Option<String> {
 }
 
 fn serve(config_path: Option<PathBuf>) -> Result<(), Failure> {
-    logging::init(LogFormat::from_env(&env_var)?);
+    let telemetry = logging::init_with_telemetry(LogFormat::from_env(&env_var)?, &env_var)?;
     let config = Config::load(config_path.as_deref(), &env_var)?;
     data_dir::prepare(&config)?;
     let secrets = secrets::resolve(&config)?;
@@ -543,9 +543,14 @@ fn serve(config_path: Option<PathBuf>) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime
+    let served = runtime
         .block_on(pds::server::run(config, secrets))
-        .map_err(|e| Failure::Runtime(e.to_string()))
+        .map_err(|e| Failure::Runtime(e.to_string()));
+    if let Some(telemetry) = telemetry {
+        // What is still buffered goes out before the process ends.
+        telemetry.shutdown();
+    }
+    served
 }
 
 fn healthcheck(config_path: Option<PathBuf>) -> Result<(), Failure> {

@@ -215,3 +215,34 @@ fn healthcheck_fails_when_nothing_answers() {
         "{check:?}"
     );
 }
+
+#[test]
+fn tls_check_answers_for_this_server_and_its_handles_only() {
+    let server = TestServer::start();
+    common::create_account(&server, "alice");
+    let check = |domain: &str| {
+        let res = http()
+            .get(server.url(&format!("/tls-check?domain={domain}")))
+            .send()
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json::<Value>().unwrap_or(Value::Null))
+    };
+    assert_eq!(check("localhost"), (200, json!({"success": true})));
+    assert_eq!(check("alice.test"), (200, json!({"success": true})));
+    assert_eq!(check("ALICE.test").0, 200);
+    let (status, body) = check("nobody.test");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("NotFound")),
+        "{body}"
+    );
+    let (status, body) = check("example.com");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("InvalidRequest")),
+        "{body}"
+    );
+    let res = http().get(server.url("/tls-check")).send().unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+}

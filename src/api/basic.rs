@@ -1,8 +1,14 @@
-//! The routes that are not lexicon methods: the banner at `/`, `robots.txt`
-//! and the `_health` check that load balancers and `pds healthcheck` poll.
+//! The routes that are not lexicon methods: the banner at `/`, `robots.txt`,
+//! the `_health` check that load balancers and `pds healthcheck` poll, and
+//! `/tls-check`, which a TLS proxy asks before getting a certificate for a name.
 
 use axum::Json;
-use serde::Serialize;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::api::ApiError;
+use crate::state::AppState;
 
 /// The path segment of the health check: `GET /xrpc/_health`.
 pub const HEALTH: &str = "_health";
@@ -36,4 +42,55 @@ pub async fn health() -> Json<Health> {
     Json(Health {
         version: env!("CARGO_PKG_VERSION"),
     })
+}
+
+#[derive(Deserialize)]
+pub struct TlsCheckParams {
+    domain: Option<String>,
+}
+
+/// `GET /tls-check?domain=<name>`, as the reference answers it: 200 `{"success": true}` for this
+/// server's hostname and for handles of accounts hosted here under its handle domains; 400 for
+/// names outside those domains, 404 for a handle nobody here has. A reverse proxy that gets
+/// certificates on demand (Caddy's `on_demand_tls { ask ... }`) asks it first, so that nobody
+/// can make it request certificates for arbitrary names.
+pub async fn tls_check(
+    State(state): State<AppState>,
+    Query(params): Query<TlsCheckParams>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(domain) = params
+        .domain
+        .map(|d| d.trim().to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+    else {
+        return Err(ApiError::invalid_request(
+            "bad or missing domain query param",
+        ));
+    };
+    if domain == state.config.server.hostname {
+        return Ok(Json(json!({"success": true})));
+    }
+    let ours = state
+        .config
+        .identity
+        .handle_domains
+        .iter()
+        .any(|suffix| domain.ends_with(suffix.as_str()));
+    if !ours {
+        return Err(ApiError::invalid_request(
+            "handles are not provided on this domain",
+        ));
+    }
+    let account = state
+        .db
+        .read(move |store| crate::accounts::by_handle(store.connection(), &domain))
+        .await?;
+    match account {
+        Some(_) => Ok(Json(json!({"success": true}))),
+        None => Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "NotFound",
+            "handle not found for this domain",
+        )),
+    }
 }

@@ -24,7 +24,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
@@ -64,6 +64,7 @@ pub fn app(state: AppState) -> Router {
     let router = Router::new()
         .route("/", get(basic::root))
         .route("/robots.txt", get(basic::robots_txt))
+        .route("/tls-check", get(basic::tls_check))
         .route(
             com::atproto::identity::well_known::PATH,
             get(com::atproto::identity::well_known::atproto_did),
@@ -123,5 +124,11 @@ pub fn app(state: AppState) -> Router {
         // are not logged as errors here: a 501 for an unknown method is the
         // client's business, and real internal errors log themselves with
         // their cause (`ApiError::internal`).
-        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
+        // One span per request, at info so that an OpenTelemetry collector gets it under the
+        // default filter (`crate::telemetry`); its events stay at debug.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+        )
 }
