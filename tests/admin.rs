@@ -568,3 +568,76 @@ fn records_and_blobs_are_taken_down_and_restored() {
     let (status, body) = set(json!({"$type": "com.example.thing"}), true);
     assert_eq!(status, 400, "{body}");
 }
+
+#[test]
+fn an_accounts_invite_codes_are_disabled_and_enabled() {
+    let server = TestServer::start_with(ServerOptions {
+        env: vec![
+            ("PDS_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("PDS_INVITE_REQUIRED", "true"),
+        ],
+        ..Default::default()
+    });
+    let (status, made) = admin_post(
+        &server,
+        "com.atproto.server.createInviteCode",
+        json!({"useCount": 5}),
+    );
+    assert_eq!(status, 200, "{made}");
+    let (status, first) = post(
+        &server,
+        "com.atproto.server.createAccount",
+        None,
+        json!({"handle": "alice.test", "email": "alice@example.com", "password": PASSWORD, "inviteCode": made["code"]}),
+    );
+    assert_eq!(status, 200, "{first}");
+    let alice = first["did"].as_str().unwrap().to_owned();
+    let (status, mine) = admin_post(
+        &server,
+        "com.atproto.server.createInviteCodes",
+        json!({"codeCount": 1, "useCount": 3, "forAccounts": [alice]}),
+    );
+    assert_eq!(status, 200, "{mine}");
+    let code = mine["codes"][0]["codes"][0].as_str().unwrap().to_owned();
+    let sign_up = |handle: &str| {
+        post(
+            &server,
+            "com.atproto.server.createAccount",
+            None,
+            json!({"handle": handle, "email": format!("{}@example.com", handle.replace('.', "-")), "password": PASSWORD, "inviteCode": code}),
+        )
+    };
+
+    let (status, body) = admin_post(
+        &server,
+        "com.atproto.admin.disableAccountInvites",
+        json!({"account": alice, "note": "spam invites"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, info) = admin_get(
+        &server,
+        &format!("/xrpc/com.atproto.admin.getAccountInfo?did={alice}"),
+    );
+    assert_eq!(info["invitesDisabled"], true, "{info}");
+    let (status, body) = sign_up("bob.test");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("InvalidInviteCode")),
+        "{body}"
+    );
+
+    let (status, _) = admin_post(
+        &server,
+        "com.atproto.admin.enableAccountInvites",
+        json!({"account": alice}),
+    );
+    assert_eq!(status, 200);
+    let (status, body) = sign_up("bob.test");
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = admin_post(
+        &server,
+        "com.atproto.admin.disableAccountInvites",
+        json!({"account": "did:plc:nobody"}),
+    );
+    assert_eq!(status, 400);
+}

@@ -75,11 +75,13 @@ pub fn create(
 }
 
 /// Refuses (with [`AccountError::InvalidInviteCode`]) a code that does not exist, is disabled,
-/// has no uses left, or was made for an account that has been taken down.
+/// has no uses left, or was made for an account that has been taken down or whose invites the
+/// operator disabled.
 pub fn check_available(conn: &Connection, code: &str) -> Result<()> {
     let found: Option<(i64, bool, bool)> = conn
         .prepare_cached(
-            "SELECT i.available_uses, i.disabled, a.takedown_ref IS NOT NULL
+            "SELECT i.available_uses, i.disabled,
+                    a.takedown_ref IS NOT NULL OR COALESCE(a.invites_disabled, 0) = 1
              FROM invite_code i LEFT JOIN account a ON a.did = i.for_account
              WHERE i.code = ?1",
         )?
@@ -98,6 +100,24 @@ pub fn check_available(conn: &Connection, code: &str) -> Result<()> {
         return Err(AccountError::InvalidInviteCode(NOT_AVAILABLE.into()));
     }
     Ok(())
+}
+
+/// The operator stops (`true`) or allows again `did`'s invite codes. `false` if there is no such
+/// account.
+pub fn set_account_invites_disabled(conn: &Connection, did: &str, disabled: bool) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("UPDATE account SET invites_disabled = ?2 WHERE did = ?1")?
+        .execute((did, disabled))?
+        > 0)
+}
+
+/// Whether the operator disabled `did`'s invite codes.
+pub fn account_invites_disabled(conn: &Connection, did: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT invites_disabled FROM account WHERE did = ?1")?
+        .query_row([did], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// Checks the code and records that `did` used it. Run it in the transaction that creates the

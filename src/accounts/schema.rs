@@ -56,8 +56,11 @@ CREATE TABLE email_token (
 
 /// `com.atproto.server.deactivateAccount`'s `deleteAfter`: kept with the account, as the reference.
 const V2: &str = "ALTER TABLE account ADD COLUMN delete_after TEXT;";
+/// The operator's `disableAccountInvites`: codes made for the account stop working, and it gets
+/// no new ones, until `enableAccountInvites`.
+const V3: &str = "ALTER TABLE account ADD COLUMN invites_disabled INTEGER NOT NULL DEFAULT 0;";
 
 /// Creates or upgrades the account tables.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    pds_storage::migrate_component(conn, "accounts", &[V1, V2])
+    pds_storage::migrate_component(conn, "accounts", &[V1, V2, V3])
 }

@@ -2,6 +2,7 @@
 //! `admin:<PDS_ADMIN_PASSWORD>`, see `crate::auth::admin`).
 
 pub mod delete_account;
+pub mod disable_account_invites;
 pub mod disable_invite_codes;
 pub mod get_account_info;
 pub mod get_account_infos;
@@ -35,6 +36,14 @@ pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
         .query(get_invite_codes::NSID, get_invite_codes::handle)
         .procedure(disable_invite_codes::NSID, disable_invite_codes::handle)
         .procedure(send_email::NSID, send_email::handle)
+        .procedure(
+            disable_account_invites::DISABLE,
+            disable_account_invites::disable,
+        )
+        .procedure(
+            disable_account_invites::ENABLE,
+            disable_account_invites::enable,
+        )
 }
 
 /// A DID from a procedure's input, checked (the lexicon's `format: did`).
@@ -57,6 +66,7 @@ pub struct AccountView {
     pub email_confirmed_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deactivated_at: Option<String>,
+    pub invites_disabled: bool,
 }
 
 /// Reads the view of each account of `dids` that exists, in the order given.
@@ -69,12 +79,18 @@ pub fn account_views(
         let Some(account) = crate::accounts::by_did(conn, did)? else {
             continue;
         };
-        let (email_confirmed_at, deactivated_at): (Option<String>, Option<String>) = conn
+        let (email_confirmed_at, deactivated_at, invites_disabled): (
+            Option<String>,
+            Option<String>,
+            bool,
+        ) = conn
             .prepare_cached(
-                "SELECT email_confirmed_at, deactivated_at FROM account WHERE did = ?1",
+                "SELECT email_confirmed_at, deactivated_at, invites_disabled FROM account WHERE did = ?1",
             )?
-            .query_row([did], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        views.push(view(account, email_confirmed_at, deactivated_at));
+            .query_row([did], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let mut view = view(account, email_confirmed_at, deactivated_at);
+        view.invites_disabled = invites_disabled;
+        views.push(view);
     }
     Ok(views)
 }
@@ -91,5 +107,6 @@ fn view(
         indexed_at: account.created_at,
         email_confirmed_at,
         deactivated_at,
+        invites_disabled: false,
     }
 }
