@@ -453,8 +453,8 @@ pub fn check_new_password(password: &str) -> Result<()> {
 }
 
 /// deleteAccount, inside one write transaction: uses up the deletion code, then removes the
-/// account row, its sessions (refresh tokens), app passwords, codes, reserved key, blob rows and
-/// its repo (blocks, records, head). The blob files go after the commit
+/// account row, its sessions (refresh tokens), app passwords, codes, reserved key, preferences,
+/// the operator's takedowns of its records, blob rows and its repo (blocks, records, head). The blob files go after the commit
 /// (`Blobs::delete_account_files`).
 pub fn delete_account(tx: &StoreTx<'_>, did: &str, token: &str, now_ms: i64) -> Result<()> {
     redeem(tx.connection(), did, Purpose::DeleteAccount, token, now_ms)?;
@@ -471,6 +471,9 @@ pub fn remove_account(tx: &StoreTx<'_>, did: &str) -> Result<()> {
         "DELETE FROM app_password WHERE did = ?1",
         "DELETE FROM email_token WHERE did = ?1",
         "DELETE FROM reserved_signing_key WHERE did = ?1",
+        "DELETE FROM account_pref WHERE did = ?1",
+        // The operator's takedowns of its records: `at://<did>/...`.
+        "DELETE FROM record_takedown WHERE uri >= 'at://' || ?1 || '/' AND uri < 'at://' || ?1 || '0'",
     ] {
         conn.prepare_cached(sql)?.execute([did])?;
     }

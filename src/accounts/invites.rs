@@ -67,6 +67,12 @@ pub fn create(
          VALUES (?1, ?2, 0, ?3, ?4, ?5)",
     )?;
     for (account, codes) in accounts {
+        // `disableAccountInvites`: the account gets no new codes (those it has keep working).
+        if account != ADMIN && account_invites_disabled(conn, account)? {
+            return Err(AccountError::Refused(format!(
+                "invite codes are disabled for {account}"
+            )));
+        }
         for code in codes {
             stmt.execute((code, use_count, account, created_by, created_at))?;
         }
@@ -75,13 +81,11 @@ pub fn create(
 }
 
 /// Refuses (with [`AccountError::InvalidInviteCode`]) a code that does not exist, is disabled,
-/// has no uses left, or was made for an account that has been taken down or whose invites the
-/// operator disabled.
+/// has no uses left, or was made for an account that has been taken down.
 pub fn check_available(conn: &Connection, code: &str) -> Result<()> {
     let found: Option<(i64, bool, bool)> = conn
         .prepare_cached(
-            "SELECT i.available_uses, i.disabled,
-                    a.takedown_ref IS NOT NULL OR COALESCE(a.invites_disabled, 0) = 1
+            "SELECT i.available_uses, i.disabled, a.takedown_ref IS NOT NULL
              FROM invite_code i LEFT JOIN account a ON a.did = i.for_account
              WHERE i.code = ?1",
         )?

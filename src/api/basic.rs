@@ -85,9 +85,11 @@ pub async fn tls_check(
         .db
         .read(move |store| crate::accounts::by_handle(store.connection(), &domain))
         .await?;
+    // As the reference: only a handle of an account that is served (not taken down or
+    // deactivated) gets a certificate.
     match account {
-        Some(_) => Ok(Json(json!({"success": true}))),
-        None => Err(ApiError::new(
+        Some(account) if account.active() => Ok(Json(json!({"success": true}))),
+        _ => Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "NotFound",
             "handle not found for this domain",

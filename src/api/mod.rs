@@ -24,7 +24,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, TraceLayer};
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
@@ -43,6 +43,16 @@ const CORS_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Where the embedded did:plc directory is served (`identity.embedded_plc`).
 pub const EMBEDDED_PLC_PATH: &str = "/plc";
+
+/// The span of one request: its method and path, never its query string (which may hold
+/// tokens or an OAuth request URI, and the spans may leave the machine for a collector).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
+}
 
 /// The whole application, ready to serve.
 pub fn app(state: AppState) -> Router {
@@ -128,7 +138,7 @@ pub fn app(state: AppState) -> Router {
         // default filter (`crate::telemetry`); its events stay at debug.
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(request_span)
                 .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
 }

@@ -54,6 +54,12 @@ fn other(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+/// A request that failed, without its URL: a presigned URL carries its signature, which must
+/// not reach a log.
+fn failed(e: reqwest::Error) -> io::Error {
+    other(e.without_url())
+}
+
 impl S3BlobStore {
     /// The bucket `config` names; uploads in progress are kept under `tmp` (a local directory,
     /// emptied here of what a previous run left, unless `for_reading`: a command reading beside
@@ -154,11 +160,11 @@ impl S3BlobStore {
                 .timeout(REQUEST_TIMEOUT)
                 .send()
                 .await
-                .map_err(other)?;
+                .map_err(failed)?;
             if !response.status().is_success() {
                 return Err(Self::refused("list", response).await);
             }
-            let text = response.text().await.map_err(other)?;
+            let text = response.text().await.map_err(failed)?;
             let page = ListObjectsV2::parse_response(&text).map_err(other)?;
             token = page.next_continuation_token.clone();
             pages.push(page);
@@ -179,7 +185,7 @@ impl S3BlobStore {
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await
-            .map_err(other)?;
+            .map_err(failed)?;
         match response.status() {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             _ => Err(Self::refused("delete", response).await),
@@ -202,7 +208,7 @@ impl S3BlobStore {
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await
-            .map_err(other)?;
+            .map_err(failed)?;
         match response.status() {
             // The header itself: a HEAD response has no body, so its body length says 0.
             s if s.is_success() => Ok(Some(
@@ -249,7 +255,8 @@ impl BlobStore for S3BlobStore {
                 .get_object(self.credentials.as_ref(), &key)
                 .sign(SIGNED_FOR);
             let mut request = self.http.get(url);
-            if offset > 0 || len.is_some() {
+            let ranged = offset > 0 || len.is_some();
+            if ranged {
                 if len == Some(0) {
                     // An empty range: nothing to fetch, if the object is there.
                     return Ok(self.exists(&key).await?.then(|| BlobRead {
@@ -266,7 +273,7 @@ impl BlobStore for S3BlobStore {
             let response = tokio::time::timeout(REQUEST_TIMEOUT, request.send())
                 .await
                 .map_err(|_| other("S3 read: no answer in time"))?
-                .map_err(other)?;
+                .map_err(failed)?;
             match response.status() {
                 StatusCode::NOT_FOUND => return Ok(None),
                 // A range past the end of the blob: none of it.
@@ -276,11 +283,19 @@ impl BlobStore for S3BlobStore {
                         len: 0,
                     }));
                 }
-                s if s.is_success() => {}
+                // A range asked for must come back as one: a whole object in its place would
+                // be served as the part.
+                StatusCode::PARTIAL_CONTENT if ranged => {}
+                StatusCode::OK if !ranged => {}
+                s if s.is_success() => {
+                    return Err(other(format!("S3 read: {s} to a request with a range")));
+                }
                 _ => return Err(Self::refused("read", response).await),
             }
-            let len = response.content_length().unwrap_or(0);
-            let stream = futures_util::TryStreamExt::map_err(response.bytes_stream(), other);
+            let len = response
+                .content_length()
+                .ok_or_else(|| other("S3 read: no content length"))?;
+            let stream = futures_util::TryStreamExt::map_err(response.bytes_stream(), failed);
             Ok(Some(BlobRead {
                 reader: Box::pin(tokio_util::io::StreamReader::new(stream)),
                 len,
@@ -427,7 +442,7 @@ impl BlobUpload for S3Upload {
                 .timeout(self.store.upload_timeout)
                 .send()
                 .await
-                .map_err(other)?;
+                .map_err(failed)?;
             if !sent.status().is_success() {
                 return Err(S3BlobStore::refused("upload", sent).await);
             }

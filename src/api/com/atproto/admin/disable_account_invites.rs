@@ -1,6 +1,7 @@
-//! `com.atproto.admin.disableAccountInvites` and `enableAccountInvites` (procedures, admin): the
-//! invite codes made for an account stop working (and are shown disabled to it), or work again.
-//! `note` is accepted for the operator's records and not stored.
+//! `com.atproto.admin.disableAccountInvites` and `enableAccountInvites` (procedures, admin): as
+//! the lexicon says, an account stops receiving new invite codes (the codes it has keep
+//! working), or may receive them again. `note` is accepted for the operator's records and not
+//! stored.
 
 use axum::extract::State;
 use serde::Deserialize;

@@ -40,14 +40,18 @@ pub async fn handle(
     let offset = match params.get("cursor") {
         None | Some("") => 0,
         Some(cursor) => cursor
-            .parse::<usize>()
-            .map_err(|_| ApiError::invalid_request("malformed cursor"))?,
+            .parse::<u32>()
+            .map_err(|_| ApiError::invalid_request("malformed cursor"))?
+            as usize,
     };
     let codes = state
         .db
         .read(move |store| invites::list(store.connection(), sort, offset, limit))
         .await?;
-    let cursor = (codes.len() == limit).then(|| (offset + limit).to_string());
+    let cursor = (codes.len() == limit)
+        .then(|| offset.checked_add(limit))
+        .flatten()
+        .map(|next| next.to_string());
     Ok(Json(Output {
         cursor,
         codes: codes.into_iter().map(InviteCode::from).collect(),

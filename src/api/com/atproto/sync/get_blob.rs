@@ -125,8 +125,8 @@ pub async fn handle(
     };
     if read.len != len {
         return Err(ApiError::internal(format!(
-            "blob {cid} of {did} is {} bytes short in the store",
-            len - read.len
+            "blob {cid} of {did} is {} bytes off in the store",
+            len.abs_diff(read.len)
         )));
     }
     out.insert(CONTENT_LENGTH, HeaderValue::from(len));
