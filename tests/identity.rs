@@ -102,19 +102,10 @@ impl WellKnownServer {
         }
 
         let dids: Dids = Arc::default();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = axum::Router::new()
             .route("/.well-known/atproto-did", axum::routing::get(answer))
             .with_state(dids.clone());
-        runtime.spawn(async move { axum::serve(listener, app).await });
+        let (addr, runtime) = common::serve_on_loopback(app);
         WellKnownServer {
             addr,
             dids,
@@ -547,19 +538,10 @@ impl RefusingPlc {
         }
 
         let refuse = Arc::new(AtomicBool::new(false));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = axum::Router::new()
             .fallback(forward)
             .with_state((upstream.url.clone(), refuse.clone()));
-        runtime.spawn(async move { axum::serve(listener, app).await });
+        let (addr, runtime) = common::serve_on_loopback(app);
         RefusingPlc {
             url: format!("http://{addr}"),
             refuse,

@@ -20,15 +20,6 @@ struct Collector {
 
 impl Collector {
     fn start() -> Collector {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let received: Arc<Mutex<Vec<Value>>> = Arc::default();
         let kept = received.clone();
         let app = axum::Router::new().route(
@@ -43,7 +34,8 @@ impl Collector {
                 }
             }),
         );
-        runtime.spawn(async move { axum::serve(listener, app).await });
+        let (addr, runtime) = common::serve_on_loopback(app);
+        let url = format!("http://{addr}");
         Collector {
             url,
             received,

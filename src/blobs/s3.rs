@@ -115,12 +115,7 @@ impl S3BlobStore {
     }
 
     fn account_prefix(did: &str) -> io::Result<String> {
-        if pds_syntax::Did::new(did).is_err() || did.contains(['/', '\\', '\0']) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("not a DID: {did:?}"),
-            ));
-        }
+        super::store::check_did(did)?;
         Ok(format!("{PREFIX}{did}/"))
     }
 

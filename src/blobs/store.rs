@@ -15,6 +15,18 @@ use std::time::SystemTime;
 use pds_ipld::Cid;
 use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt, BufWriter};
 
+/// Refuses a `did` that is not a DID: stores make it one segment of a name (a directory, an
+/// object key), which nothing else may become.
+pub(super) fn check_did(did: &str) -> io::Result<()> {
+    if pds_syntax::Did::new(did).is_err() || did.contains(['/', '\\', '\0']) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a DID: {did:?}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A boxed future, so that the trait can be used as `dyn BlobStore`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -120,12 +132,7 @@ impl DiskBlobStore {
     /// `<root>/<did>`. The DID becomes one path component, so it must be a valid DID (which
     /// cannot contain `/`, and is never `.` or `..`).
     fn account_dir(&self, did: &str) -> io::Result<PathBuf> {
-        if pds_syntax::Did::new(did).is_err() || did.contains(['/', '\\', '\0']) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("not a DID: {did:?}"),
-            ));
-        }
+        check_did(did)?;
         Ok(self.root.join(did))
     }
 

@@ -147,31 +147,7 @@ fn record_json(uri: &str, bytes: &[u8]) -> Result<Value, RecordError> {
 
 /// `micros` since the epoch as an atproto datetime with milliseconds (`2024-05-01T12:34:56.789Z`).
 pub fn iso_datetime(micros: u64) -> String {
-    let secs = micros / 1_000_000;
-    let millis = (micros / 1000) % 1000;
-    let (days, secs_of_day) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60,
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's
-/// algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    crate::accounts::email_tokens::datetime_from_ms((micros / 1000) as i64)
 }
 
 #[cfg(test)]

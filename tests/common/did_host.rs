@@ -52,20 +52,11 @@ impl DidHost {
             did_json: Arc::default(),
             handles: Arc::default(),
         };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = axum::Router::new()
             .route("/.well-known/did.json", axum::routing::get(did_json))
             .route("/.well-known/atproto-did", axum::routing::get(atproto_did))
             .with_state(state.clone());
-        runtime.spawn(async move { axum::serve(listener, app).await });
+        let (addr, runtime) = super::serve_on_loopback(app);
         DidHost {
             addr,
             did_json: state.did_json,

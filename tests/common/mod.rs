@@ -317,20 +317,28 @@ pub struct LocalPlc {
     _runtime: tokio::runtime::Runtime,
 }
 
+/// Serves `app` on an ephemeral loopback port from a runtime of its own (kept alive by the
+/// returned runtime): the test stand-ins for other services (a DID directory, a did:web host, an
+/// AppView, a collector).
+pub fn serve_on_loopback(app: axum::Router) -> (SocketAddr, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    (addr, runtime)
+}
+
 impl LocalPlc {
     pub fn start() -> LocalPlc {
         let dir = tempfile::tempdir().unwrap();
         let store = pds_plc::store::Store::open(&dir.path().join("plc.sqlite")).unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        runtime.spawn(async move { axum::serve(listener, pds_plc::server::router(store)).await });
+        let (addr, runtime) = serve_on_loopback(pds_plc::server::router(store));
         LocalPlc {
             url: format!("http://{addr}"),
             _dir: dir,
