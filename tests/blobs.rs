@@ -854,4 +854,20 @@ fn an_account_stores_blobs_up_to_its_quota() {
         "application/octet-stream",
         &pseudo_random(400, 3),
     );
+    // At the quota, any upload is refused before its bytes are taken.
+    let (status, body) = json_of(upload(
+        &server,
+        Some(&alice.token),
+        "application/octet-stream",
+        Body::from(pseudo_random(10, 4)),
+    ));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("StorageQuotaExceeded")),
+        "{body}"
+    );
+    assert!(
+        !body["message"].as_str().unwrap().contains(" of 10 bytes"),
+        "{body}"
+    );
 }

@@ -74,7 +74,8 @@ pub enum BlobError {
     TooLarge,
     /// Storing the upload would take the account past its storage quota.
     #[error(
-        "This account stores {used} bytes of blobs; this upload of {size} bytes would pass its quota of {quota} bytes: delete posts with media to make room"
+        "This account stores {used} bytes of blobs; this upload{} would pass its quota of {quota} bytes: delete posts with media to make room",
+        if *size > 0 { format!(" of {size} bytes") } else { String::new() }
     )]
     QuotaExceeded { used: u64, size: u64, quota: u64 },
     #[error("Blob has been takendown, cannot re-upload")]
@@ -236,6 +237,28 @@ impl Blobs {
         mut body: Body,
     ) -> Result<BlobRef, BlobError> {
         let limit = self.inner.upload_limit;
+        // An account at its quota already is refused before any byte is staged.
+        if let Some(quota) = self.inner.quota {
+            let owned = did.to_owned();
+            let used = self
+                .inner
+                .db
+                .read(move |store| {
+                    let used: i64 = store
+                        .connection()
+                        .prepare_cached("SELECT COALESCE(SUM(size), 0) FROM blob WHERE did = ?1")?
+                        .query_row([&owned], |r| r.get(0))?;
+                    Ok::<_, BlobError>(used.max(0) as u64)
+                })
+                .await?;
+            if used >= quota {
+                return Err(BlobError::QuotaExceeded {
+                    used,
+                    size: 0,
+                    quota,
+                });
+            }
+        }
         let mut upload = self.inner.store.begin().await?;
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;

@@ -290,7 +290,20 @@ impl BlobStore for S3BlobStore {
             let len = response
                 .content_length()
                 .ok_or_else(|| other("S3 read: no content length"))?;
-            let stream = futures_util::TryStreamExt::map_err(response.bytes_stream(), failed);
+            // A body that stops coming ends in an error instead of holding the reader forever.
+            let body = futures_util::TryStreamExt::map_err(response.bytes_stream(), failed);
+            let stream = futures_util::stream::unfold(Box::pin(body), |mut body| async move {
+                match tokio::time::timeout(
+                    REQUEST_TIMEOUT,
+                    futures_util::StreamExt::next(&mut body),
+                )
+                .await
+                {
+                    Ok(Some(item)) => Some((item, body)),
+                    Ok(None) => None,
+                    Err(_) => Some((Err(other("S3 read: the body stalled")), body)),
+                }
+            });
             Ok(Some(BlobRead {
                 reader: Box::pin(tokio_util::io::StreamReader::new(stream)),
                 len,
