@@ -32,6 +32,8 @@ pub struct DatabaseOptions {
     pub readers: usize,
     /// What an acknowledged write survives.
     pub durability: Durability,
+    /// The WAL size past which the writer folds it back itself (see `WalLimit`).
+    pub wal_restart_bytes: u64,
 }
 
 impl Default for DatabaseOptions {
@@ -41,6 +43,7 @@ impl Default for DatabaseOptions {
             repo_cache: 1024,
             readers: 8,
             durability: Durability::default(),
+            wal_restart_bytes: WAL_RESTART_BYTES,
         }
     }
 }
@@ -155,12 +158,14 @@ impl Database {
             .name("pds-db-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpoint_conn, &checkpoint_stats, checkpoint_stop))?;
         let writer_stats = stats.clone();
+        let writer_path = path.to_owned();
         let on_commit: Arc<Mutex<Option<CommitListener>>> = Arc::default();
         let writer_on_commit = on_commit.clone();
         let writer = std::thread::Builder::new()
             .name("pds-db-writer".into())
             .spawn(move || {
                 writer_loop(
+                    (writer_path, options.wal_restart_bytes),
                     store,
                     recv,
                     options.max_batch,
@@ -264,6 +269,7 @@ impl Database {
 }
 
 fn writer_loop(
+    (db_path, wal_restart_bytes): (std::path::PathBuf, u64),
     mut store: Store,
     jobs: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
@@ -272,6 +278,7 @@ fn writer_loop(
     on_commit: &Mutex<Option<CommitListener>>,
 ) {
     let mut repos = RepoCache::new(cache);
+    let mut wal = WalLimit::new(&db_path, &store, wal_restart_bytes);
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -297,6 +304,56 @@ fn writer_loop(
         let committed = outcome.map(|_| ());
         for job in batch {
             job.finish(committed.clone());
+        }
+        wal.after_commit(&store);
+    }
+}
+
+/// The WAL past which the writer itself folds it back, unless configured (see [`WalLimit`]).
+pub const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
+/// How many commits pass between two looks at the WAL's size.
+const WAL_CHECK_EVERY: u64 = 256;
+
+/// Keeps the WAL from growing without end under steady writes. The background checkpointer's
+/// `PASSIVE` passes copy frames while the writer keeps appending, so they rarely catch up with
+/// its end, and SQLite restarts the WAL from the beginning only after a pass that did. Now and
+/// then, between two of its own commits (when nothing is being appended), the writer checks the
+/// WAL's size and, past its limit ([`WAL_RESTART_BYTES`] by default), runs the pass itself: it then copies everything
+/// no reader still needs, the next commit starts the WAL over, and `journal_size_limit` trims the
+/// file back.
+struct WalLimit {
+    path: std::path::PathBuf,
+    limit: u64,
+    commits: u64,
+}
+
+impl WalLimit {
+    fn new(db_path: &Path, store: &Store, limit: u64) -> WalLimit {
+        let _ = store
+            .connection()
+            .pragma_update(None, "journal_size_limit", limit as i64);
+        let mut path = db_path.as_os_str().to_owned();
+        path.push("-wal");
+        WalLimit {
+            path: path.into(),
+            limit,
+            commits: 0,
+        }
+    }
+
+    fn after_commit(&mut self, store: &Store) {
+        self.commits += 1;
+        if !self.commits.is_multiple_of(WAL_CHECK_EVERY) {
+            return;
+        }
+        let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        if size > self.limit
+            && let Err(e) =
+                store
+                    .connection()
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::warn!(error = %e, "WAL checkpoint by the writer failed; the next one retries");
         }
     }
 }

@@ -405,6 +405,63 @@ mod database {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_stays_bounded_under_steady_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pds.sqlite");
+        let options = DatabaseOptions {
+            wal_restart_bytes: 1024 * 1024,
+            ..Default::default()
+        };
+        let db = Database::open(&path, options).unwrap();
+        let (key, clock) = (
+            Arc::new(Keypair::generate(Algorithm::K256)),
+            Arc::new(TidClock::new()),
+        );
+        let did = did(0);
+        {
+            let (key, clock, did) = (key.clone(), clock.clone(), did.clone());
+            db.write(move |w| w.tx.create_repo(&did, &key, &clock, &[]))
+                .await
+                .unwrap();
+        }
+        // About 40 MB of WAL written one commit at a time, a reader reading all along.
+        let reading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let reader = {
+            let (db, reading, did) = (db.clone(), reading.clone(), did.clone());
+            tokio::spawn(async move {
+                while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                    let did = did.clone();
+                    db.read(move |store| store.head(&did)).await.unwrap();
+                }
+            })
+        };
+        let text = "x".repeat(30_000);
+        let mut largest = 0;
+        for n in 0..1300usize {
+            let (key, clock, did, rkey, text) = (
+                key.clone(),
+                clock.clone(),
+                did.clone(),
+                format!("3kw{n:010}"),
+                text.clone(),
+            );
+            db.write(move |w| {
+                w.tx.apply_writes_cached(w.repos, &did, &key, &clock, &[create(&rkey, &text)])
+            })
+            .await
+            .unwrap();
+            let wal = std::fs::metadata(dir.path().join("pds.sqlite-wal")).map_or(0, |m| m.len());
+            largest = largest.max(wal);
+        }
+        reading.store(false, std::sync::atomic::Ordering::Relaxed);
+        reader.await.unwrap();
+        assert!(
+            largest < 24 * 1024 * 1024,
+            "the WAL grew to {largest} bytes with a 1 MiB limit"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writes_are_grouped_and_all_land() {
         let (dir, db, key, clock) = open().await;
         for i in 0..10 {
