@@ -325,6 +325,8 @@ struct WalLimit {
     path: std::path::PathBuf,
     limit: u64,
     commits: u64,
+    /// The WAL was over the limit at the last look.
+    over: bool,
 }
 
 impl WalLimit {
@@ -338,16 +340,20 @@ impl WalLimit {
             path: path.into(),
             limit,
             commits: 0,
+            over: false,
         }
     }
 
     fn after_commit(&mut self, store: &Store) {
         self.commits += 1;
-        if !self.commits.is_multiple_of(WAL_CHECK_EVERY) {
+        // Once over the limit, every commit tries again until the WAL has started over: a
+        // reader still on old frames can keep one pass from finishing.
+        if !self.over && !self.commits.is_multiple_of(WAL_CHECK_EVERY) {
             return;
         }
         let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
-        if size > self.limit
+        self.over = size > self.limit;
+        if self.over
             && let Err(e) =
                 store
                     .connection()
