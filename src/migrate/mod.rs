@@ -452,24 +452,47 @@ async fn new_host_account(
         )
         .await?;
     let token = text_field(old, GET_SERVICE_AUTH, &auth, "token")?;
+    let handle = options.handle.as_deref().unwrap_or(&session.handle);
+    let new = create_existing_did(
+        new,
+        &token,
+        &session.did,
+        handle,
+        &email,
+        &options.password,
+        options.invite_code.as_deref(),
+    )
+    .await?;
+    progress.detail(&format!(
+        "created, deactivated until the move is complete ({handle:?})"
+    ));
+    Ok(new)
+}
+
+/// `createAccount` on `new` for an existing DID, with the service-auth `token` the DID signed
+/// (the account starts deactivated); the host signed in as it.
+pub(crate) async fn create_existing_did(
+    new: &Host,
+    token: &str,
+    did: &str,
+    handle: &str,
+    email: &str,
+    password: &Secret,
+    invite_code: Option<&str>,
+) -> Result<Host> {
     let mut input = json!({
-        "did": session.did,
-        "handle": options.handle.as_deref().unwrap_or(&session.handle),
+        "did": did,
+        "handle": handle,
         "email": email,
-        "password": options.password.expose(),
+        "password": password.expose(),
     });
-    if let Some(code) = &options.invite_code {
+    if let Some(code) = invite_code {
         input["inviteCode"] = json!(code);
     }
     let created = new
-        .procedure_as(CREATE_ACCOUNT, &input, Some(&token))
+        .procedure_as(CREATE_ACCOUNT, &input, Some(token))
         .await?;
-    let access = text_field(new, CREATE_ACCOUNT, &created, "accessJwt")?;
-    progress.detail(&format!(
-        "created, deactivated until the move is complete ({})",
-        input["handle"]
-    ));
-    Ok(new.signed_in(&access))
+    Ok(new.signed_in(&text_field(new, CREATE_ACCOUNT, &created, "accessJwt")?))
 }
 
 /// `checkAccountStatus` on a host.

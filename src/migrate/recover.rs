@@ -225,23 +225,19 @@ async fn open_account(
         .clone()
         .or_else(|| backup.email.clone())
         .ok_or_else(|| refused("the backup has no e-mail for the account: pass --email"))?;
-    let mut input = json!({
-        "did": backup.did,
-        "handle": options.handle.as_deref().unwrap_or(&backup.handle),
-        "email": email,
-        "password": options.password.expose(),
-    });
-    if let Some(code) = &options.invite_code {
-        input["inviteCode"] = json!(code);
-    }
-    let created = new
-        .procedure_as(CREATE_ACCOUNT, &input, Some(&token))
-        .await?;
-    progress.detail(&format!(
-        "created {}, deactivated until restored",
-        input["handle"]
-    ));
-    Ok(new.signed_in(&text_field(new, CREATE_ACCOUNT, &created, "accessJwt")?))
+    let handle = options.handle.as_deref().unwrap_or(&backup.handle);
+    let new = super::create_existing_did(
+        new,
+        &token,
+        &backup.did,
+        handle,
+        &email,
+        &options.password,
+        options.invite_code.as_deref(),
+    )
+    .await?;
+    progress.detail(&format!("created {handle:?}, deactivated until restored"));
+    Ok(new)
 }
 
 /// The DID's current data and the CID of its last operation, from its verified audit log.

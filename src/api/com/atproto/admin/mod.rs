@@ -17,7 +17,6 @@ pub mod update_subject_status;
 
 use serde::Serialize;
 
-use crate::accounts::Account;
 use crate::api::xrpc::XrpcRouter;
 
 pub fn register(xrpc: XrpcRouter) -> XrpcRouter {
@@ -69,44 +68,32 @@ pub struct AccountView {
     pub invites_disabled: bool,
 }
 
-/// Reads the view of each account of `dids` that exists, in the order given.
+/// Reads the view of each account of `dids` that exists, in the order given: one row read each.
 pub fn account_views(
     conn: &rusqlite::Connection,
     dids: &[String],
 ) -> Result<Vec<AccountView>, crate::accounts::AccountError> {
+    use rusqlite::OptionalExtension;
+    let mut stmt = conn.prepare_cached(
+        "SELECT did, handle, email, created_at, email_confirmed_at, deactivated_at, invites_disabled
+         FROM account WHERE did = ?1",
+    )?;
     let mut views = Vec::with_capacity(dids.len());
     for did in dids {
-        let Some(account) = crate::accounts::by_did(conn, did)? else {
-            continue;
-        };
-        let (email_confirmed_at, deactivated_at, invites_disabled): (
-            Option<String>,
-            Option<String>,
-            bool,
-        ) = conn
-            .prepare_cached(
-                "SELECT email_confirmed_at, deactivated_at, invites_disabled FROM account WHERE did = ?1",
-            )?
-            .query_row([did], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        let mut view = view(account, email_confirmed_at, deactivated_at);
-        view.invites_disabled = invites_disabled;
-        views.push(view);
+        let view = stmt
+            .query_row([did], |r| {
+                Ok(AccountView {
+                    did: r.get(0)?,
+                    handle: r.get(1)?,
+                    email: r.get(2)?,
+                    indexed_at: r.get(3)?,
+                    email_confirmed_at: r.get(4)?,
+                    deactivated_at: r.get(5)?,
+                    invites_disabled: r.get(6)?,
+                })
+            })
+            .optional()?;
+        views.extend(view);
     }
     Ok(views)
-}
-
-fn view(
-    account: Account,
-    email_confirmed_at: Option<String>,
-    deactivated_at: Option<String>,
-) -> AccountView {
-    AccountView {
-        did: account.did,
-        handle: account.handle,
-        email: account.email,
-        indexed_at: account.created_at,
-        email_confirmed_at,
-        deactivated_at,
-        invites_disabled: false,
-    }
 }
