@@ -32,6 +32,7 @@ pub mod mailer;
 pub mod metrics;
 pub mod migrate;
 pub mod moderation;
+pub mod oauth;
 pub mod ops;
 pub mod preferences;
 pub mod proxy;

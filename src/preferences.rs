@@ -155,3 +155,13 @@ pub fn put(
     }
     Ok(())
 }
+
+/// The audience OAuth `rpc:` scopes name for the preference methods: they are AppView methods
+/// this server answers itself, so apps ask for them at the AppView (`did#bsky_appview`).
+pub fn scope_audience(state: &crate::state::AppState) -> String {
+    let did = match &state.config.appview {
+        Some(appview) => appview.did.as_str(),
+        None => state.config.server.service_did.as_str(),
+    };
+    format!("{did}#bsky_appview")
+}

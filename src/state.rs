@@ -41,6 +41,8 @@ pub struct AppContext {
     pub proxy: crate::proxy::Proxy,
     /// What the server did (records, commits, blob uploads), for `/metrics`.
     pub metrics: crate::metrics::Counters,
+    /// The OAuth authorization server: nonces, used proofs, known clients, token keys.
+    pub oauth: crate::oauth::OAuth,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -64,6 +66,7 @@ impl AppContext {
             crate::accounts::schema::migrate(w.tx.connection())?;
             crate::preferences::migrate(w.tx.connection())?;
             crate::moderation::migrate(w.tx.connection())?;
+            crate::oauth::store::migrate(w.tx.connection())?;
             Ok::<_, StorageError>(())
         })
         .await?;
@@ -77,6 +80,8 @@ impl AppContext {
             false => None,
         };
         spawn_refresh_token_purge(db.clone());
+        crate::oauth::spawn_purge(db.clone());
+        let oauth = crate::oauth::OAuth::new(&config, secrets.jwt_secret.as_str())?;
         let crawlers = crate::crawlers::Crawlers::new(
             &config.sync.crawlers,
             &crawl_hostname(&config.server.public_url),
@@ -99,6 +104,7 @@ impl AppContext {
             embedded_plc,
             signing_keys: Default::default(),
             metrics: Default::default(),
+            oauth,
         }))
     }
 }

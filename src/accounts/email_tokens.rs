@@ -417,6 +417,8 @@ pub fn set_password(conn: &Connection, did: &str, password_scrypt: &str) -> Resu
     consume(conn, did, Purpose::ResetPassword)?;
     conn.prepare_cached("DELETE FROM refresh_token WHERE did = ?1")?
         .execute([did])?;
+    // A new password also signs every OAuth app out.
+    crate::oauth::store::delete_grants_of_account(conn, did)?;
     Ok(())
 }
 
@@ -468,6 +470,8 @@ pub fn remove_account(tx: &StoreTx<'_>, did: &str) -> Result<()> {
     let conn = tx.connection();
     for sql in [
         "DELETE FROM refresh_token WHERE did = ?1",
+        "DELETE FROM oauth_grant WHERE did = ?1",
+        "DELETE FROM oauth_device_account WHERE did = ?1",
         "DELETE FROM app_password WHERE did = ?1",
         "DELETE FROM email_token WHERE did = ?1",
         "DELETE FROM reserved_signing_key WHERE did = ?1",

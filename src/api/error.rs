@@ -21,6 +21,8 @@ pub struct ApiError {
     /// method-specific name from its lexicon such as `RecordNotFound`.
     name: Cow<'static, str>,
     message: String,
+    /// A `WWW-Authenticate` challenge, for DPoP errors a client acts on (RFC 9449 §7.1).
+    www_authenticate: Option<String>,
 }
 
 impl ApiError {
@@ -35,7 +37,14 @@ impl ApiError {
             status,
             name: name.into(),
             message: message.into(),
+            www_authenticate: None,
         }
+    }
+
+    /// The same error with a `WWW-Authenticate` challenge.
+    pub fn with_www_authenticate(mut self, challenge: impl Into<String>) -> Self {
+        self.www_authenticate = Some(challenge.into());
+        self
     }
 
     /// 400 `InvalidRequest`: the request is malformed or its parameters are wrong.
@@ -166,7 +175,17 @@ impl IntoResponse for ApiError {
             error: &self.name,
             message: &self.message,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(challenge) = self
+            .www_authenticate
+            .as_deref()
+            .and_then(|c| axum::http::HeaderValue::from_str(c).ok())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, challenge);
+        }
+        response
     }
 }
 

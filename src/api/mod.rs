@@ -64,6 +64,7 @@ pub fn app(state: AppState) -> Router {
     let xrpc = com::register(xrpc);
     let xrpc = app::register(xrpc);
     let embedded_plc = state.embedded_plc.clone().map(pds_plc::server::router);
+    let dpop_state = state.clone();
     let rate_limiter = rate_limit::RateLimiter::new(state.config.limits.rate_limits_enabled);
     let metrics = state
         .config
@@ -80,6 +81,7 @@ pub fn app(state: AppState) -> Router {
             get(com::atproto::identity::well_known::atproto_did),
         )
         .merge(xrpc.into_router())
+        .merge(crate::oauth::router())
         .fallback(xrpc::not_found)
         .with_state(state.clone());
     let router = match &metrics {
@@ -113,6 +115,11 @@ pub fn app(state: AppState) -> Router {
         ))
         // Outside the limit so that its 413 gets the XRPC error body too.
         .layer(middleware::from_fn(xrpc::json_error_bodies))
+        // Any answer to a request with a DPoP proof carries the current nonce.
+        .layer(middleware::from_fn_with_state(
+            dpop_state,
+            crate::oauth::dpop::nonce_header,
+        ))
         // A handler that panics (a bug) answers 500 in the XRPC shape instead of dropping the
         // connection; the server keeps running either way.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {

@@ -237,13 +237,19 @@ impl Forwarding {
             _ => Destination::Default(route::default_target(&state.config, &nsid)?),
         };
         let auth = AccessAuth::from_request_parts(&mut parts, state).await?;
-        if auth.scope == Scope::AppPass && service_jwt::requires_privileged_session(&nsid) {
+        // App passwords need the privileged kind for chat; OAuth apps need an `rpc:` scope for
+        // the method at that service, whatever it is (checked below, once the service is known).
+        if auth.oauth.is_none()
+            && auth.scope == Scope::AppPass
+            && service_jwt::requires_privileged_session(&nsid)
+        {
             return Err(ProxyError::Privileged(nsid).into());
         }
         let target = match destination {
             Destination::Named(header) => header.resolve(&state.id_resolver).await?,
             Destination::Default(target) => target,
         };
+        auth.require_rpc(&nsid, &route::scope_audience(&target.aud, &nsid))?;
         Ok(Forwarding {
             nsid,
             did: auth.did,

@@ -63,6 +63,7 @@ pub async fn forward(
             ))
         })?
     };
+    auth.require_rpc(nsid, &format!("{service_did}#{NOTIF_SERVICE_ID}"))?;
     let token = service_token(state, &auth.did, service_did, nsid).await?;
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -150,6 +150,23 @@ pub fn check_forwardable(nsid: &str) -> Result<(), ProxyError> {
     Ok(())
 }
 
+/// The audience an OAuth `rpc:` scope names for a call to `aud`: a DID with the service id.
+/// A service reached by its namespace default has no id in its token's `aud`; scopes name
+/// it by the id apps use in the `atproto-proxy` header.
+pub fn scope_audience(aud: &str, nsid: &str) -> String {
+    if aud.contains('#') {
+        return aud.to_owned();
+    }
+    let service_id = if nsid.starts_with("chat.bsky.") {
+        "bsky_chat"
+    } else if nsid.starts_with("com.atproto.moderation.") || nsid.starts_with("tools.ozone.") {
+        "atproto_labeler"
+    } else {
+        "bsky_appview"
+    };
+    format!("{aud}#{service_id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ pub async fn handle(
     State(state): State<AppState>,
     auth: AccessAuth,
 ) -> Result<Json<Output>, ApiError> {
+    auth.require_rpc(NSID, &crate::preferences::scope_audience(&state))?;
     let (did, scope) = (auth.did, auth.scope);
     let preferences = state
         .db

@@ -21,6 +21,7 @@ pub async fn handle(
     auth: AccessAuth,
     XrpcJson(input): XrpcJson<Input>,
 ) -> Result<(), ApiError> {
+    auth.require_rpc(NSID, &preferences::scope_audience(&state))?;
     let checked = preferences::check(&input.preferences, auth.scope)?;
     let (did, scope) = (auth.did, auth.scope);
     state

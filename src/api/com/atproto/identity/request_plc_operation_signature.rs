@@ -12,7 +12,7 @@ use crate::state::AppState;
 pub const NSID: &str = "com.atproto.identity.requestPlcOperationSignature";
 
 pub async fn handle(State(state): State<AppState>, auth: AccessAuth) -> Result<(), ApiError> {
-    auth.require_full()?;
+    auth.require_identity(pds_permissions::IdentityAttr::All)?;
     plc_operations::request_signature(&state, &auth.did).await?;
     Ok(())
 }

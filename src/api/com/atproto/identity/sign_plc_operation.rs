@@ -36,7 +36,7 @@ pub async fn handle(
     auth: AccessAuth,
     XrpcJson(input): XrpcJson<Input>,
 ) -> Result<Json<Output>, ApiError> {
-    auth.require_full()?;
+    auth.require_identity(pds_permissions::IdentityAttr::All)?;
     let changes = Changes {
         rotation_keys: input.rotation_keys,
         also_known_as: input.also_known_as,

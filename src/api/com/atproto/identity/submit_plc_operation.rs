@@ -26,7 +26,7 @@ pub async fn handle(
     auth: AccessAuth,
     XrpcJson(input): XrpcJson<Input>,
 ) -> Result<(), ApiError> {
-    auth.require_full()?;
+    auth.require_identity(pds_permissions::IdentityAttr::All)?;
     plc_operations::submit(&state, &auth.did, &input.operation).await?;
     Ok(())
 }

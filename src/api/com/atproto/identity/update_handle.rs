@@ -25,7 +25,7 @@ pub async fn handle(
 ) -> Result<(), ApiError> {
     // The reference also takes app-password sessions here; this server asks for the account
     // password, as for every other change of who the account is.
-    auth.require_full()?;
+    auth.require_identity(pds_permissions::IdentityAttr::Handle)?;
     identity_service::update_handle(&state, &auth.did, &input.handle).await?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::auth::AccessAuth;
 use crate::records::write::WriteResult;
 use crate::records::{self, input};
 use crate::state::AppState;
+use pds_permissions::RepoAction;
 
 pub const NSID: &str = input::APPLY_WRITES;
 
@@ -75,6 +76,14 @@ pub async fn handle(
     XrpcJson(body): XrpcJson<Value>,
 ) -> Result<Json<Output>, ApiError> {
     let input = input::ApplyWrites::from_json(&body)?;
+    for write in &input.writes {
+        let (collection, action) = match write {
+            input::WriteOp::Create { collection, .. } => (collection, RepoAction::Create),
+            input::WriteOp::Update { collection, .. } => (collection, RepoAction::Update),
+            input::WriteOp::Delete { collection, .. } => (collection, RepoAction::Delete),
+        };
+        auth.require_repo(collection.as_str(), action)?;
+    }
     let (commit, results) = records::write::apply_writes(&state, &auth.did, input).await?;
     Ok(Json(Output {
         commit: commit.into(),

@@ -9,6 +9,7 @@ use crate::api::{ApiError, XrpcJson};
 use crate::auth::AccessAuth;
 use crate::records::{self, input};
 use crate::state::AppState;
+use pds_permissions::RepoAction;
 
 pub const NSID: &str = input::CREATE_RECORD;
 
@@ -44,6 +45,7 @@ pub async fn handle(
     XrpcJson(body): XrpcJson<Value>,
 ) -> Result<Json<Output>, ApiError> {
     let input = input::CreateRecord::from_json(&body)?;
+    auth.require_repo(input.collection.as_str(), RepoAction::Create)?;
     let written = records::write::create_record(&state, &auth.did, input).await?;
     let commit = written
         .commit

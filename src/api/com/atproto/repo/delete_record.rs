@@ -11,6 +11,7 @@ use crate::api::{ApiError, XrpcJson};
 use crate::auth::AccessAuth;
 use crate::records::{self, input};
 use crate::state::AppState;
+use pds_permissions::RepoAction;
 
 pub const NSID: &str = input::DELETE_RECORD;
 
@@ -27,6 +28,7 @@ pub async fn handle(
     XrpcJson(body): XrpcJson<Value>,
 ) -> Result<Json<Output>, ApiError> {
     let input = input::DeleteRecord::from_json(&body)?;
+    auth.require_repo(input.collection.as_str(), RepoAction::Delete)?;
     let commit = records::write::delete_record(&state, &auth.did, input).await?;
     Ok(Json(Output {
         commit: commit.map(Into::into),

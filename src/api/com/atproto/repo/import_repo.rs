@@ -30,7 +30,10 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(), ApiError> {
-    auth.require_full()?;
+    auth.require_account(
+        pds_permissions::AccountAttr::Repo,
+        pds_permissions::AccountAction::Manage,
+    )?;
     let did = auth.did.clone();
     let account = state
         .db

@@ -11,6 +11,7 @@ use crate::api::{ApiError, XrpcJson};
 use crate::auth::AccessAuth;
 use crate::records::{self, input};
 use crate::state::AppState;
+use pds_permissions::RepoAction;
 
 pub const NSID: &str = input::PUT_RECORD;
 
@@ -32,6 +33,9 @@ pub async fn handle(
     XrpcJson(body): XrpcJson<Value>,
 ) -> Result<Json<Output>, ApiError> {
     let input = input::PutRecord::from_json(&body)?;
+    // Whether it creates or replaces is only known inside the write: an OAuth app needs both.
+    auth.require_repo(input.collection.as_str(), RepoAction::Create)?;
+    auth.require_repo(input.collection.as_str(), RepoAction::Update)?;
     let written = records::write::put_record(&state, &auth.did, input).await?;
     Ok(Json(Output {
         uri: written.uri.into_string(),

@@ -99,6 +99,9 @@ pub async fn handle(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(sniff::declared_type);
+    // An OAuth app's `blob:` scope is checked against the type the upload declares (the
+    // reference does the same); an upload that declares none needs `blob:*/*`.
+    auth.require_blob(declared.as_deref().unwrap_or("*/*"))?;
     let blob = state
         .blobs
         .upload(&auth.did, declared.as_deref(), body)

@@ -13,7 +13,10 @@ use crate::state::AppState;
 pub const NSID: &str = "com.atproto.server.activateAccount";
 
 pub async fn handle(State(state): State<AppState>, auth: AccessAuth) -> Result<(), ApiError> {
-    auth.require_full()?;
+    auth.require_account(
+        pds_permissions::AccountAttr::Status,
+        pds_permissions::AccountAction::Manage,
+    )?;
     status::activate(&state, &auth.did).await?;
     Ok(())
 }

@@ -24,6 +24,10 @@ pub async fn handle(
     XrpcJson(input): XrpcJson<Input>,
 ) -> Result<(), ApiError> {
     let now = email_tokens::now_ms();
+    auth.require_account(
+        pds_permissions::AccountAttr::Email,
+        pds_permissions::AccountAction::Manage,
+    )?;
     let did = auth.did;
     state
         .db

@@ -25,7 +25,10 @@ pub async fn handle(
     auth: AccessAuth,
     XrpcJsonOrEmpty(input): XrpcJsonOrEmpty<Input>,
 ) -> Result<(), ApiError> {
-    auth.require_full()?;
+    auth.require_account(
+        pds_permissions::AccountAttr::Status,
+        pds_permissions::AccountAction::Manage,
+    )?;
     let delete_after = input
         .delete_after
         .map(|d| {

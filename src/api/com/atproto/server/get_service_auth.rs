@@ -44,6 +44,18 @@ pub async fn handle(
         pds_syntax::Nsid::new(lxm)
             .map_err(|_| ApiError::invalid_request("lxm must be a valid nsid"))?;
     }
+    // An OAuth app may only ask for tokens its `rpc:` scopes cover: for one method, at the
+    // audience asked for (with or without a service id).
+    if auth.oauth.is_some() {
+        let lxm = lxm.ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "ScopeMissingError",
+                "An OAuth app must name the method (lxm) a service token is for",
+            )
+        })?;
+        auth.require_rpc(lxm, &aud)?;
+    }
     let privileged = matches!(auth.scope, Scope::Full | Scope::AppPassPrivileged);
     let now = now_secs();
     let exp = service_jwt::check_mint_request(exp, lxm, privileged, now)?;

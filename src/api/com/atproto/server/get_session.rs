@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::accounts::{self, AccountError};
 use crate::api::ApiError;
-use crate::auth::{AccessAuth, Scope};
+use crate::auth::AccessAuth;
 use crate::state::AppState;
 
 pub const NSID: &str = "com.atproto.server.getSession";
@@ -39,7 +39,7 @@ pub async fn handle(
         status: account.status(),
         handle: account.handle,
         did: account.did,
-        email: if auth.scope == Scope::Full {
+        email: if auth.may_read_email() {
             account.email
         } else {
             None

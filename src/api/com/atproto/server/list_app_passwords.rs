@@ -30,6 +30,7 @@ pub async fn handle(
     State(state): State<AppState>,
     auth: AccessAuth,
 ) -> Result<Json<Output>, ApiError> {
+    auth.require_not_oauth()?;
     let did = auth.did;
     let passwords = state
         .db

@@ -15,6 +15,10 @@ pub const NSID: &str = "com.atproto.server.requestEmailConfirmation";
 pub async fn handle(State(state): State<AppState>, auth: AccessAuth) -> Result<(), ApiError> {
     state.mailer.ensure_available()?;
     let now = email_tokens::now_ms();
+    auth.require_account(
+        pds_permissions::AccountAttr::Email,
+        pds_permissions::AccountAction::Manage,
+    )?;
     let did = auth.did;
     let (email, token) = state
         .db

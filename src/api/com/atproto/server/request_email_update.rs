@@ -25,6 +25,10 @@ pub async fn handle(
     auth: AccessAuth,
 ) -> Result<Json<Output>, ApiError> {
     let now = email_tokens::now_ms();
+    auth.require_account(
+        pds_permissions::AccountAttr::Email,
+        pds_permissions::AccountAction::Manage,
+    )?;
     let did = auth.did;
     let mailer = state.mailer.clone();
     let sent = state

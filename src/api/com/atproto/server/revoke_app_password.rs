@@ -23,6 +23,7 @@ pub async fn handle(
     auth: AccessAuth,
     XrpcJson(input): XrpcJson<Input>,
 ) -> Result<(), ApiError> {
+    auth.require_not_oauth()?;
     let did = auth.did;
     state
         .db

@@ -30,7 +30,10 @@ pub async fn handle(
     auth: AccessAuth,
     XrpcJson(input): XrpcJson<Input>,
 ) -> Result<(), ApiError> {
-    auth.require_full()?;
+    auth.require_account(
+        pds_permissions::AccountAttr::Email,
+        pds_permissions::AccountAction::Manage,
+    )?;
     let now = email_tokens::now_ms();
     let did = auth.did;
     state

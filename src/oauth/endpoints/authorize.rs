@@ -1,0 +1,491 @@
+//! `/oauth/authorize`: where the app sends the person's browser with its pushed request.
+//!
+//! - `GET` shows the consent page for an account signed in on this browser (the one the app
+//!   hinted at with `login_hint`, or the one picked), else the sign-in page, which also lists
+//!   the accounts already signed in here.
+//! - `POST /oauth/authorize/sign-in` checks the account password (app passwords are not
+//!   accepted here: they exist for apps that cannot do OAuth) and comes back to `GET`.
+//! - `POST /oauth/authorize/consent` is the Authorize or Deny button: the browser goes back
+//!   to the app's redirect URI with a code, or with `error=access_denied`, and always with
+//!   `state` and `iss` (RFC 9207).
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pds_permissions::ScopeSet;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+
+use super::Form;
+use super::par::REQUEST_URI_PREFIX;
+use crate::oauth::clients::Client;
+use crate::oauth::device::{self, Device};
+use crate::oauth::pages::{self, KnownAccount};
+use crate::oauth::store::{self, AuthorizationRequest, ResponseMode};
+use crate::oauth::{CODE_TTL_SECS, DEVICE_SIGN_IN_TTL_SECS, tokens};
+use crate::state::AppState;
+
+pub const PATH: &str = "/oauth/authorize";
+pub const SIGN_IN_PATH: &str = "/oauth/authorize/sign-in";
+pub const CONSENT_PATH: &str = "/oauth/authorize/consent";
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    client_id: Option<String>,
+    request_uri: Option<String>,
+    /// The account picked on the sign-in page.
+    account: Option<String>,
+    /// "Use another account": the sign-in form even though accounts are signed in here.
+    switch: Option<String>,
+}
+
+fn enc(text: &str) -> String {
+    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
+}
+
+/// The page's own URL for a request.
+fn page_url(client_id: &str, request_uri: &str) -> String {
+    format!(
+        "{PATH}?client_id={}&request_uri={}",
+        enc(client_id),
+        enc(request_uri)
+    )
+}
+
+fn expired_page() -> Response {
+    pages::error(
+        StatusCode::BAD_REQUEST,
+        "This sign-in link has expired",
+        "Go back to the app and start signing in again.",
+    )
+}
+
+/// A page response, with the device cookie when the device is new.
+fn with_device(oauth: &crate::oauth::OAuth, device: &Device, mut response: Response) -> Response {
+    if device.is_new {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, device::set_cookie(oauth, device));
+    }
+    response
+}
+
+/// The pending request a page is about, with its client.
+async fn load(
+    state: &AppState,
+    client_id: Option<&str>,
+    request_uri: Option<&str>,
+) -> Result<(AuthorizationRequest, std::sync::Arc<Client>), Response> {
+    let (Some(client_id), Some(request_uri)) = (client_id, request_uri) else {
+        return Err(pages::error(
+            StatusCode::BAD_REQUEST,
+            "Incomplete sign-in link",
+            "The app did not say who it is or what it asks for. Go back to the app and try again.",
+        ));
+    };
+    let Some(id) = request_uri
+        .strip_prefix(REQUEST_URI_PREFIX)
+        .map(str::to_owned)
+    else {
+        return Err(expired_page());
+    };
+    let now = crate::auth::now_secs();
+    let request = state
+        .db
+        .read(move |s| {
+            store::pending_request(s.connection(), &id, now)
+                .map_err(crate::accounts::AccountError::from)
+        })
+        .await
+        .map_err(|e| {
+            pages::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                &internal(e),
+            )
+        })?
+        .filter(|r| r.client_id == client_id)
+        .ok_or_else(expired_page)?;
+    let client = state.oauth.clients.get(client_id).await.map_err(|e| {
+        pages::error(
+            StatusCode::BAD_REQUEST,
+            "This app cannot sign in",
+            &e.description,
+        )
+    })?;
+    Ok((request, client))
+}
+
+fn internal(e: impl std::fmt::Display) -> String {
+    tracing::error!(error = %e, "oauth page: internal error");
+    "Please try again in a moment.".into()
+}
+
+/// The accounts signed in on a device recently, as shown: active accounts only.
+async fn known_accounts(state: &AppState, device: &Device) -> Vec<KnownAccount> {
+    if device.is_new {
+        return Vec::new();
+    }
+    let id = device.id.clone();
+    let since = crate::auth::now_secs() - DEVICE_SIGN_IN_TTL_SECS;
+    state
+        .db
+        .read(move |s| {
+            let conn = s.connection();
+            let mut known = Vec::new();
+            for did in store::device_accounts(conn, &id, since)? {
+                if let Some(account) = crate::accounts::by_did(conn, &did)?
+                    && account.active()
+                {
+                    known.push(KnownAccount {
+                        did: account.did,
+                        handle: account.handle,
+                    });
+                }
+            }
+            Ok::<_, crate::accounts::AccountError>(known)
+        })
+        .await
+        .unwrap_or_default()
+}
+
+/// The redirect back to the app, in the request's response mode.
+fn respond_to_client(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    result: &[(&str, &str)],
+) -> Response {
+    let params = &request.parameters;
+    let mut fields: Vec<(&str, &str)> = vec![("iss", state.oauth.issuer.as_str())];
+    if let Some(s) = &params.state {
+        fields.push(("state", s));
+    }
+    fields.extend_from_slice(result);
+    let encoded: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields.iter())
+        .finish();
+    let location = match params.response_mode {
+        ResponseMode::FormPost => return pages::form_post(&params.redirect_uri, &fields),
+        ResponseMode::Query => {
+            let sep = if params.redirect_uri.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
+            format!("{}{sep}{encoded}", params.redirect_uri)
+        }
+        ResponseMode::Fragment => format!("{}#{encoded}", params.redirect_uri),
+    };
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    match HeaderValue::from_str(&location) {
+        Ok(value) => {
+            response.headers_mut().insert(header::LOCATION, value);
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(_) => pages::error(
+            StatusCode::BAD_REQUEST,
+            "Cannot return to the app",
+            "Its address is not valid.",
+        ),
+    }
+}
+
+fn description(scope: &str) -> Vec<(String, String)> {
+    match ScopeSet::parse(scope) {
+        Ok(set) => set.describe(),
+        Err(_) => vec![(scope.to_owned(), String::new())],
+    }
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let device = device::from_request(&headers);
+    let (request, client) = match load(
+        &state,
+        query.client_id.as_deref(),
+        query.request_uri.as_deref(),
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(page) => return with_device(&state.oauth, &device, page),
+    };
+    let known = known_accounts(&state, &device).await;
+    let params = &request.parameters;
+    let hint = params
+        .login_hint
+        .as_deref()
+        .map(|h| h.trim().trim_start_matches('@').to_lowercase());
+    let prompt = params.prompt.as_deref();
+    let selected = match (&query.account, prompt) {
+        (_, Some("login")) if query.account.is_none() => None,
+        (Some(did), _) => known.iter().find(|a| &a.did == did),
+        (None, Some("select_account")) => None,
+        (None, _) => hint.as_deref().and_then(|hint| {
+            known
+                .iter()
+                .find(|a| a.did.eq_ignore_ascii_case(hint) || a.handle == hint)
+        }),
+    };
+    if prompt == Some("none") {
+        // Nothing may be shown: the app hears that the person must be asked.
+        let error = if selected.is_some() {
+            "consent_required"
+        } else {
+            "login_required"
+        };
+        let response = respond_to_client(&state, &request, &[("error", error)]);
+        return with_device(&state.oauth, &device, response);
+    }
+    let request_uri = format!("{REQUEST_URI_PREFIX}{}", request.id);
+    let csrf = device::csrf_token(&state.oauth, &device);
+    let here = page_url(&request.client_id, &request_uri);
+    let name = client.display_name();
+    let response = match selected {
+        Some(account) if query.switch.is_none() => {
+            let permissions = description(&params.scope);
+            pages::consent(&pages::Consent {
+                client_name: &name,
+                client_id: &request.client_id,
+                client_uri: client.metadata.client_uri.as_deref(),
+                account,
+                permissions: &permissions,
+                action: CONSENT_PATH,
+                hidden: &[
+                    ("csrf", &csrf),
+                    ("client_id", &request.client_id),
+                    ("request_uri", &request_uri),
+                    ("account", &account.did),
+                ],
+                switch_account: &format!("{here}&switch=1"),
+            })
+        }
+        _ => {
+            let lead = format!("to continue to {name}");
+            let prefill = params
+                .login_hint
+                .as_deref()
+                .filter(|h| !h.starts_with("did:"));
+            let offer_known = query.switch.is_none() && prompt != Some("login");
+            pages::sign_in(
+                StatusCode::OK,
+                &pages::SignIn {
+                    heading: "Sign in",
+                    lead: &lead,
+                    action: SIGN_IN_PATH,
+                    hidden: &[
+                        ("csrf", &csrf),
+                        ("client_id", &request.client_id),
+                        ("request_uri", &request_uri),
+                    ],
+                    identifier: prefill,
+                    error: None,
+                    known_accounts: if offer_known { &known } else { &[] },
+                    choose_action: Some(&here),
+                },
+            )
+        }
+    };
+    with_device(&state.oauth, &device, response)
+}
+
+fn see_other(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn forbidden_post() -> Response {
+    pages::error(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "Reload the page and try again. (The form did not come from this server's page, or this browser's cookies are off.)",
+    )
+}
+
+/// Checks an account's password for a page: the account password of an active account.
+pub async fn check_password(
+    state: &AppState,
+    identifier: &str,
+    password: &str,
+) -> Result<crate::accounts::Account, &'static str> {
+    match crate::accounts::service::login(state, identifier, password).await {
+        Ok((account, crate::auth::Scope::Full, _)) if account.takendown => {
+            let _ = account;
+            Err("This account has been taken down.")
+        }
+        Ok((account, crate::auth::Scope::Full, _)) => Ok(account),
+        Ok(_) => Err("Use your account password here, not an app password."),
+        Err(crate::accounts::AccountError::BadCredentials) => {
+            Err("Wrong handle, email or password.")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "oauth sign-in failed");
+            Err("Signing in failed. Please try again.")
+        }
+    }
+}
+
+pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(form) = Form::parse(&body) else {
+        return forbidden_post();
+    };
+    let Some(device) = device::existing(&headers) else {
+        return forbidden_post();
+    };
+    if !device::check_post(&state.oauth, &headers, &device, form.get("csrf")) {
+        return forbidden_post();
+    }
+    let (request, client) = match load(&state, form.get("client_id"), form.get("request_uri")).await
+    {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let request_uri = format!("{REQUEST_URI_PREFIX}{}", request.id);
+    let identifier = form.get("identifier").unwrap_or_default();
+    match check_password(&state, identifier, form.get("password").unwrap_or_default()).await {
+        Ok(account) => {
+            let (id, did, now) = (
+                device.id.clone(),
+                account.did.clone(),
+                crate::auth::now_secs(),
+            );
+            let stored = state
+                .db
+                .write(move |w| {
+                    store::sign_in_on_device(w.tx.connection(), &id, &did, now)
+                        .map_err(pds_storage::StorageError::from)
+                })
+                .await;
+            if let Err(e) = stored {
+                return pages::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    &internal(e),
+                );
+            }
+            see_other(&format!(
+                "{}&account={}",
+                page_url(&request.client_id, &request_uri),
+                enc(&account.did)
+            ))
+        }
+        Err(why) => {
+            let csrf = device::csrf_token(&state.oauth, &device);
+            let lead = format!("to continue to {}", client.display_name());
+            pages::sign_in(
+                StatusCode::UNAUTHORIZED,
+                &pages::SignIn {
+                    heading: "Sign in",
+                    lead: &lead,
+                    action: SIGN_IN_PATH,
+                    hidden: &[
+                        ("csrf", &csrf),
+                        ("client_id", &request.client_id),
+                        ("request_uri", &request_uri),
+                    ],
+                    identifier: Some(identifier),
+                    error: Some(why),
+                    known_accounts: &[],
+                    choose_action: None,
+                },
+            )
+        }
+    }
+}
+
+pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(form) = Form::parse(&body) else {
+        return forbidden_post();
+    };
+    let Some(device) = device::existing(&headers) else {
+        return forbidden_post();
+    };
+    if !device::check_post(&state.oauth, &headers, &device, form.get("csrf")) {
+        return forbidden_post();
+    }
+    let (request, _client) =
+        match load(&state, form.get("client_id"), form.get("request_uri")).await {
+            Ok(found) => found,
+            Err(page) => return page,
+        };
+    let Some(did) = form.get("account").map(str::to_owned) else {
+        return forbidden_post();
+    };
+    // The account must be signed in on this browser: the password was given here, recently.
+    if !known_accounts(&state, &device)
+        .await
+        .iter()
+        .any(|a| a.did == did)
+    {
+        return see_other(&page_url(
+            &request.client_id,
+            &format!("{REQUEST_URI_PREFIX}{}", request.id),
+        ));
+    }
+    let id = request.id.clone();
+    match form.get("decision") {
+        Some("allow") => {
+            let code = tokens::random_token("cod-");
+            let now = crate::auth::now_secs();
+            let stored_code = code.clone();
+            let approved = state
+                .db
+                .write(move |w| {
+                    store::approve_request(
+                        w.tx.connection(),
+                        &id,
+                        &did,
+                        &stored_code,
+                        now + CODE_TTL_SECS,
+                        now,
+                    )
+                    .map_err(pds_storage::StorageError::from)
+                })
+                .await;
+            match approved {
+                Ok(true) => respond_to_client(&state, &request, &[("code", &code)]),
+                Ok(false) => expired_page(),
+                Err(e) => pages::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    &internal(e),
+                ),
+            }
+        }
+        Some("deny") => {
+            let deleted = state
+                .db
+                .write(move |w| {
+                    store::delete_request(w.tx.connection(), &id)
+                        .map_err(pds_storage::StorageError::from)
+                })
+                .await;
+            if let Err(e) = deleted {
+                return pages::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    &internal(e),
+                );
+            }
+            respond_to_client(
+                &state,
+                &request,
+                &[
+                    ("error", "access_denied"),
+                    ("error_description", "The user denied the request"),
+                ],
+            )
+        }
+        _ => forbidden_post(),
+    }
+}
