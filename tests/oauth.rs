@@ -1088,3 +1088,95 @@ fn a_confidential_client_authenticates_with_private_key_jwt() {
     );
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn permission_sets_are_fetched_from_their_publisher_and_enforced() {
+    // A fixed port, so that the DID document written on the first start still names the server
+    // after the restart that adds the DNS answer.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let server = TestServer::start_with(ServerOptions {
+        env: vec![("PDS_PORT", port.as_str())],
+        ..Default::default()
+    });
+    let alice = create_account(&server, "alice");
+    // Alice publishes the set in her repo, as a lexicon schema record.
+    let nsid = "com.example.calendar.basePermissions";
+    let (status, body) = common::post(
+        &server,
+        "com.atproto.repo.putRecord",
+        Some(&alice.token),
+        json!({"repo": alice.did, "collection": "com.atproto.lexicon.schema", "rkey": nsid, "record": {
+            "$type": "com.atproto.lexicon.schema", "lexicon": 1, "id": nsid,
+            "defs": {"main": {"type": "permission-set", "title": "Manage your calendar",
+                "detail": "Events and RSVPs",
+                "permissions": [{"type": "permission", "resource": "repo", "collection": ["com.example.calendar.event"]}]}}
+        }}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, dir) = server.terminate();
+    let txt = format!("_lexicon.calendar.example.com=did={}", alice.did);
+    let server = TestServer::start_with(ServerOptions {
+        env: vec![
+            ("PDS_PORT", port.as_str()),
+            ("PDS_DEV_DNS_OVERRIDES", txt.as_str()),
+        ],
+        dir: Some(dir),
+        ..Default::default()
+    });
+
+    let scope = format!("atproto include:{nsid}");
+    let mut dpop = Dpop::new();
+    let pushed = push_ok(&server, &mut dpop, &loopback_client_id(&scope), &scope);
+    let mut browser = Browser::new();
+    let (_, page, _) = browser.get(&authorize_url(&server, &pushed));
+    assert!(page.contains("name=\"password\""), "{page}");
+    let back = approve(&server, &mut browser, &pushed, "allow");
+    let (status, tokens) = exchange(
+        &server,
+        &mut dpop,
+        &pushed,
+        &query_param(&back, "code").unwrap(),
+    );
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(
+        tokens["scope"],
+        json!(scope),
+        "the grant is reported as asked for"
+    );
+    let access = tokens["access_token"].as_str().unwrap();
+    let event = json!({"repo": alice.did, "collection": "com.example.calendar.event", "record": {"$type": "com.example.calendar.event", "name": "Standup"}});
+    let (status, body, _) =
+        dpop.xrpc_post(&server, "com.atproto.repo.createRecord", access, &event);
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = dpop.xrpc_post(
+        &server,
+        "com.atproto.repo.createRecord",
+        access,
+        &post_record("app.bsky.feed.post"),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("ScopeMissingError")),
+        "{body}"
+    );
+
+    // A set nobody publishes is refused at the push.
+    let missing = "atproto include:com.example.nowhere.perms";
+    let (status, body, _) = push(
+        &server,
+        &mut dpop,
+        &loopback_client_id(missing),
+        missing,
+        &[],
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "{body}"
+    );
+}

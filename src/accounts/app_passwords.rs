@@ -156,6 +156,7 @@ mod tests {
     fn db() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         crate::accounts::schema::migrate(&conn).unwrap();
+        crate::oauth::store::migrate(&conn).unwrap();
         conn
     }
 

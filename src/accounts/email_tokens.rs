@@ -555,6 +555,7 @@ mod tests {
     fn db() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         accounts::schema::migrate(&conn).unwrap();
+        crate::oauth::store::migrate(&conn).unwrap();
         migrate(&conn).unwrap();
         // Twice is harmless.
         migrate(&conn).unwrap();

@@ -397,6 +397,7 @@ mod tests {
     fn expired_refresh_tokens_are_purged_and_live_ones_kept() {
         let conn = Connection::open_in_memory().unwrap();
         schema::migrate(&conn).unwrap();
+        crate::oauth::store::migrate(&conn).unwrap();
         store_refresh_token(&conn, "old", "did:plc:a", 100, None).unwrap();
         store_refresh_token(&conn, "live", "did:plc:a", 300, Some("app")).unwrap();
         assert_eq!(purge_expired_refresh_tokens(&conn, 200).unwrap(), 1);

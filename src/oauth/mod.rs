@@ -27,6 +27,7 @@ pub mod dpop;
 pub mod endpoints;
 pub mod error;
 pub mod pages;
+pub mod permission_sets;
 pub mod resource;
 pub mod store;
 pub mod tokens;
@@ -74,6 +75,7 @@ pub struct OAuth {
     pub issuer: String,
     pub dpop: dpop::Dpop,
     pub clients: clients::Clients,
+    pub permission_sets: permission_sets::PermissionSets,
     /// Signs access tokens.
     pub token_key: [u8; 32],
     /// Keys the CSRF tokens of the pages.
@@ -85,15 +87,17 @@ pub struct OAuth {
 impl OAuth {
     pub fn new(config: &Config, jwt_secret: &str) -> std::io::Result<OAuth> {
         let issuer = config.server.public_url.trim_end_matches('/').to_owned();
+        let dns = crate::identity_service::dns(config, pds_identity::DEFAULT_TIMEOUT)?;
         let http = pds_identity::SafeHttpClient::new(
             pds_identity::HttpConfig::new(config.server.dev_mode),
-            crate::identity_service::dns(config, pds_identity::DEFAULT_TIMEOUT)?,
+            dns.clone(),
         )
         .map_err(std::io::Error::other)?;
         Ok(OAuth {
             secure_cookies: issuer.starts_with("https://"),
             issuer,
             dpop: dpop::Dpop::new(tokens::derive_key(jwt_secret, "dpop nonce")),
+            permission_sets: permission_sets::PermissionSets::new(dns, http.clone()),
             clients: clients::Clients::new(http, config.server.dev_mode),
             token_key: tokens::derive_key(jwt_secret, "access token"),
             csrf_key: tokens::derive_key(jwt_secret, "csrf"),

@@ -30,7 +30,8 @@ CREATE TABLE oauth_grant (
     client_id             TEXT NOT NULL,
     client_name           TEXT,
     client_auth           TEXT NOT NULL,
-    scope                 TEXT NOT NULL,
+    scope                 TEXT NOT NULL,    -- as granted (permission sets by name)
+    permissions           TEXT NOT NULL,    -- the same, permission sets expanded: what is enforced
     dpop_jkt              TEXT NOT NULL,
     refresh_hash          TEXT NOT NULL UNIQUE,
     previous_refresh_hash TEXT UNIQUE,    -- the token rotated out last: its reuse ends the grant
@@ -89,6 +90,8 @@ impl ClientAuth {
 pub struct AuthorizationParameters {
     pub redirect_uri: String,
     pub scope: String,
+    /// `scope` with its permission sets expanded, as fetched when the request was pushed.
+    pub permissions: String,
     pub state: Option<String>,
     pub code_challenge: String,
     pub response_mode: ResponseMode,
@@ -240,6 +243,7 @@ pub struct Grant {
     pub client_name: Option<String>,
     pub client_auth: ClientAuth,
     pub scope: String,
+    pub permissions: String,
     pub dpop_jkt: String,
     pub created_at: i64,
     pub refreshed_at: i64,
@@ -248,7 +252,7 @@ pub struct Grant {
 }
 
 const GRANT_COLUMNS: &str = "id, did, client_id, client_name, client_auth, scope, dpop_jkt, \
-     created_at, refreshed_at, refresh_expires_at, grant_expires_at";
+     created_at, refreshed_at, refresh_expires_at, grant_expires_at, permissions";
 
 fn grant_from_row(row: &Row<'_>) -> rusqlite::Result<Grant> {
     Ok(Grant {
@@ -263,6 +267,7 @@ fn grant_from_row(row: &Row<'_>) -> rusqlite::Result<Grant> {
         refreshed_at: row.get(8)?,
         refresh_expires_at: row.get(9)?,
         grant_expires_at: row.get(10)?,
+        permissions: row.get(11)?,
     })
 }
 
@@ -270,8 +275,9 @@ fn grant_from_row(row: &Row<'_>) -> rusqlite::Result<Grant> {
 pub fn insert_grant(conn: &Connection, grant: &Grant, refresh_token: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO oauth_grant (id, did, client_id, client_name, client_auth, scope, dpop_jkt,
-             refresh_hash, created_at, refreshed_at, refresh_expires_at, grant_expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             refresh_hash, created_at, refreshed_at, refresh_expires_at, grant_expires_at,
+             permissions)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(rusqlite::params![
         grant.id,
@@ -286,6 +292,7 @@ pub fn insert_grant(conn: &Connection, grant: &Grant, refresh_token: &str) -> ru
         grant.refreshed_at,
         grant.refresh_expires_at,
         grant.grant_expires_at,
+        grant.permissions,
     ])?;
     Ok(())
 }
@@ -491,6 +498,7 @@ mod tests {
             parameters: AuthorizationParameters {
                 redirect_uri: "http://127.0.0.1/cb".into(),
                 scope: "atproto".into(),
+                permissions: "atproto".into(),
                 state: Some("s".into()),
                 code_challenge: "c".repeat(43),
                 response_mode: ResponseMode::Query,
@@ -544,6 +552,7 @@ mod tests {
                 key_thumbprint: "t".into(),
             },
             scope: "atproto".into(),
+            permissions: "atproto".into(),
             dpop_jkt: "jkt".into(),
             created_at: 1,
             refreshed_at: 1,

@@ -710,6 +710,22 @@ impl ScopeSet {
         out.join(" ")
     }
 
+    /// Everything granted, as explicit scopes: each expanded permission set replaced by what it
+    /// grants. What a server enforces once the sets are fetched; parsing it gives the same
+    /// answers as this set.
+    pub fn to_expanded_scope_string(&self) -> String {
+        let mut out: Vec<String> = self
+            .permissions
+            .iter()
+            .filter(|p| !matches!(p, Permission::Include(i) if self.expanded.contains(i)))
+            .chain(self.from_sets.iter())
+            .map(|p| p.to_string())
+            .collect();
+        out.sort();
+        out.dedup();
+        out.join(" ")
+    }
+
     /// Whether every permission here is also granted by `other`.
     pub fn is_subset_of(&self, other: &ScopeSet) -> bool {
         self.all().all(|p| match p {

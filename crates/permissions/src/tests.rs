@@ -190,6 +190,13 @@ fn permission_sets_expand_within_their_namespace() {
         "atproto include:com.example.calendar.basePermissions?aud=did:web:cal.example%23calendar"
     );
     assert_eq!(s.describe()[0].0, "Manage your calendar");
+    let expanded = set(&s.to_expanded_scope_string());
+    assert!(expanded.includes().is_empty());
+    assert!(expanded.allows_repo("com.example.calendar.rsvp", RepoAction::Delete));
+    assert!(expanded.allows_rpc(
+        "com.example.calendar.getEvents",
+        "did:web:cal.example#calendar"
+    ));
 
     let mut outside = permission_set();
     outside["defs"]["main"]["permissions"][0]["collection"] = json!(["app.bsky.feed.post"]);

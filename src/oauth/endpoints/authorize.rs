@@ -194,9 +194,14 @@ fn respond_to_client(
     }
 }
 
-fn description(scope: &str) -> Vec<(String, String)> {
+/// What the consent page lists: the scope in words, permission sets under their own titles
+/// (fetched again from the cache they were put in when the request was pushed).
+async fn description(state: &AppState, scope: &str) -> Vec<(String, String)> {
     match ScopeSet::parse(scope) {
-        Ok(set) => set.describe(),
+        Ok(mut set) => {
+            let _ = state.oauth.permission_sets.expand(state, &mut set).await;
+            set.describe()
+        }
         Err(_) => vec![(scope.to_owned(), String::new())],
     }
 }
@@ -250,7 +255,7 @@ pub async fn page(
     let name = client.display_name();
     let response = match selected {
         Some(account) if query.switch.is_none() => {
-            let permissions = description(&params.scope);
+            let permissions = description(&state, &params.scope).await;
             pages::consent(&pages::Consent {
                 client_name: &name,
                 client_id: &request.client_id,

@@ -85,7 +85,14 @@ pub async fn handle(
         ));
     }
     let scope_text = form.get("scope").unwrap_or(&client.metadata.scope);
-    let scope = check_scope(scope_text, &client.metadata.scope)?;
+    let mut scope = check_scope(scope_text, &client.metadata.scope)?;
+    // Permission sets are fetched now, so that the person approves what they grant today and
+    // the grant keeps that, whatever the publisher changes later.
+    state
+        .oauth
+        .permission_sets
+        .expand(&state, &mut scope)
+        .await?;
     let response_mode = match form.get("response_mode") {
         None => ResponseMode::Query,
         Some(mode) => ResponseMode::parse(mode).ok_or_else(|| {
@@ -109,6 +116,7 @@ pub async fn handle(
         parameters: AuthorizationParameters {
             redirect_uri,
             scope: scope.to_scope_string(),
+            permissions: scope.to_expanded_scope_string(),
             state: Some(state_param),
             code_challenge: code_challenge.to_owned(),
             response_mode,
