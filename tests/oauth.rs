@@ -769,6 +769,15 @@ fn scopes_limit_what_a_token_may_do() {
         (403, Some("ScopeMissingError")),
         "{body}"
     );
+    // Methods this server answers for the AppView need an rpc: scope at the AppView too.
+    let url_prefs = url(&server, "/xrpc/app.bsky.actor.getPreferences");
+    let response = http()
+        .get(&url_prefs)
+        .header("Authorization", format!("DPoP {}", tokens.access))
+        .header("DPoP", dpop.proof("GET", &url_prefs, Some(&tokens.access)))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 403);
     // No account management, no e-mail.
     let (status, _, _) = dpop.xrpc_post(
         &server,
