@@ -43,6 +43,9 @@ pub struct AppContext {
     pub metrics: crate::metrics::Counters,
     /// The OAuth authorization server: nonces, used proofs, known clients, token keys.
     pub oauth: crate::oauth::OAuth,
+    /// Login and sign-up rate limits (`createSession`, `createAccount`, the OAuth sign-in
+    /// pages), when `PDS_RATE_LIMITS_ENABLED` is on.
+    pub rate_limiter: crate::api::rate_limit::RateLimiter,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -91,6 +94,9 @@ impl AppContext {
         .map_err(|e| StorageError::Corrupt(format!("the crawler client: {e}")))?;
         let firehose = crate::firehose::Firehose::start(&db, &config.sync).await?;
         Ok(Arc::new(AppContext {
+            rate_limiter: crate::api::rate_limit::RateLimiter::new(
+                config.limits.rate_limits_enabled,
+            ),
             firehose,
             crawlers,
             id_resolver: crate::identity_service::resolver(&config)?,

@@ -299,7 +299,17 @@ fn push(
 }
 
 fn push_ok(server: &TestServer, dpop: &mut Dpop, client_id: &str, scope: &str) -> Pushed {
-    let (status, body, verifier) = push(server, dpop, client_id, scope, &[]);
+    push_with(server, dpop, client_id, scope, &[])
+}
+
+fn push_with(
+    server: &TestServer,
+    dpop: &mut Dpop,
+    client_id: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> Pushed {
+    let (status, body, verifier) = push(server, dpop, client_id, scope, extra);
     assert_eq!(status, 201, "{body}");
     assert!(body["expires_in"].as_i64().unwrap() > 0);
     Pushed {
@@ -340,7 +350,13 @@ fn approve(server: &TestServer, browser: &mut Browser, pushed: &Pushed, decision
             ],
         );
         assert_eq!(status, 303);
-        let (status, consent, _) = browser.get(&url(server, &to.unwrap()));
+        let (status, consent, back) = browser.get(&url(server, &to.unwrap()));
+        if status == 303 && decision == "allow" {
+            // The account approved this app before (on any browser): no consent page.
+            let back = back.unwrap();
+            assert!(back.starts_with(REDIRECT), "{back}");
+            return back;
+        }
         assert_eq!(status, 200);
         consent
     } else {
@@ -1188,4 +1204,124 @@ fn permission_sets_are_fetched_from_their_publisher_and_enforced() {
         (400, Some("invalid_scope")),
         "{body}"
     );
+}
+
+#[test]
+fn a_code_presented_twice_ends_the_grant_it_made() {
+    let server = start();
+    let mut dpop = Dpop::new();
+    let scope = "atproto transition:generic";
+    let pushed = push_ok(&server, &mut dpop, &loopback_client_id(scope), scope);
+    let back = approve(&server, &mut Browser::new(), &pushed, "allow");
+    let code = query_param(&back, "code").unwrap();
+    let (status, tokens) = exchange(&server, &mut dpop, &pushed, &code);
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let (status, _, _) = dpop.xrpc_post(
+        &server,
+        "com.atproto.repo.createRecord",
+        access,
+        &post_record("app.bsky.feed.post"),
+    );
+    assert_eq!(status, 200);
+    // Whoever presents the code again (the app or a thief) ends the grant made from it.
+    let (status, body) = exchange(&server, &mut dpop, &pushed, &code);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (status, _, _) = dpop.xrpc_post(
+        &server,
+        "com.atproto.repo.createRecord",
+        access,
+        &post_record("app.bsky.feed.post"),
+    );
+    assert_eq!(status, 401);
+    let (status, body) = dpop.post_form(
+        &url(&server, "/oauth/token"),
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &pushed.client_id),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+}
+
+#[test]
+fn an_app_approved_before_signs_in_again_without_a_page() {
+    let server = start();
+    let mut dpop = Dpop::new();
+    let client_id = loopback_client_id("atproto transition:generic transition:email");
+    let scope = "atproto transition:generic";
+    let pushed = push_ok(&server, &mut dpop, &client_id, scope);
+    let mut browser = Browser::new();
+    let back = approve(&server, &mut browser, &pushed, "allow");
+    let (status, _) = exchange(
+        &server,
+        &mut dpop,
+        &pushed,
+        &query_param(&back, "code").unwrap(),
+    );
+    assert_eq!(status, 200);
+
+    // The same app on the same browser, naming the account: straight back with a code.
+    let straight_back = |browser: &mut Browser, pushed: &Pushed| {
+        let (status, page, to) = browser.get(&authorize_url(&server, pushed));
+        assert_eq!(status, 303, "{page}");
+        let to = to.unwrap();
+        assert!(to.starts_with(REDIRECT), "{to}");
+        assert_eq!(query_param(&to, "state").as_deref(), Some("state-123"));
+        assert_eq!(
+            query_param(&to, "iss").as_deref(),
+            Some(url(&server, "").as_str())
+        );
+        to
+    };
+    let pushed = push_ok(&server, &mut dpop, &client_id, scope);
+    let to = straight_back(&mut browser, &pushed);
+    let (status, body) = exchange(
+        &server,
+        &mut dpop,
+        &pushed,
+        &query_param(&to, "code").unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    // So does prompt=none, the app's silent check.
+    let pushed = push_with(&server, &mut dpop, &client_id, scope, &[("prompt", "none")]);
+    let to = straight_back(&mut browser, &pushed);
+    assert!(query_param(&to, "code").is_some(), "{to}");
+
+    let asks = |browser: &mut Browser, pushed: &Pushed| {
+        let (status, page, _) = browser.get(&authorize_url(&server, pushed));
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains(">Authorize</button>"), "{page}");
+    };
+    // The app may ask for the consent page; asking for more than approved shows it anyway.
+    let pushed = push_with(
+        &server,
+        &mut dpop,
+        &client_id,
+        scope,
+        &[("prompt", "consent")],
+    );
+    asks(&mut browser, &pushed);
+    let more = "atproto transition:generic transition:email";
+    let pushed = push_ok(&server, &mut dpop, &client_id, more);
+    asks(&mut browser, &pushed);
+    let pushed = push_with(&server, &mut dpop, &client_id, more, &[("prompt", "none")]);
+    let to = straight_back(&mut browser, &pushed);
+    assert_eq!(
+        query_param(&to, "error").as_deref(),
+        Some("consent_required")
+    );
+
+    // prompt=none on a browser nobody signed in on: the app hears login_required.
+    let pushed = push_with(&server, &mut dpop, &client_id, scope, &[("prompt", "none")]);
+    let to = straight_back(&mut Browser::new(), &pushed);
+    assert_eq!(query_param(&to, "error").as_deref(), Some("login_required"));
+    assert!(query_param(&to, "code").is_none());
 }

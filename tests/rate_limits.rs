@@ -66,3 +66,58 @@ fn limits_are_off_unless_enabled() {
         );
     }
 }
+
+/// The OAuth sign-in pages take passwords too: they spend from the same buckets, so guessing
+/// through them instead of `createSession` gains nothing.
+#[test]
+fn the_oauth_sign_in_page_shares_the_login_limits() {
+    let server = TestServer::start_with(ServerOptions {
+        env: vec![("PDS_RATE_LIMITS_ENABLED", "true")],
+        ..Default::default()
+    });
+    for n in 0..30 {
+        assert_eq!(
+            login(&server, "target.test", &format!("198.51.100.{n}")).0,
+            401
+        );
+    }
+    let browser = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = browser.get(server.url("/account")).send().unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("a csrf field") + marker.len();
+    let csrf = &html[start..start + html[start..].find('"').unwrap()];
+    let sign_in = |identifier: &str| {
+        let response = browser
+            .post(server.url("/account/sign-in"))
+            .header("Cookie", &cookie)
+            .header("x-forwarded-for", "192.0.2.50")
+            .form(&[
+                ("csrf", csrf),
+                ("identifier", identifier),
+                ("password", "wrong password"),
+            ])
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.text().unwrap())
+    };
+    let (status, html) = sign_in("target.test");
+    assert_eq!(status, 429, "{html}");
+    assert!(html.contains("Too many sign-in attempts"), "{html}");
+    // Another account from the same browser is only refused once that address has spent its
+    // own 30 attempts.
+    let (status, html) = sign_in("someone-else.test");
+    assert_eq!(status, 401, "{html}");
+    assert!(html.contains("Wrong handle, email or password."), "{html}");
+}

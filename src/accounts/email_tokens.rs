@@ -417,8 +417,8 @@ pub fn set_password(conn: &Connection, did: &str, password_scrypt: &str) -> Resu
     consume(conn, did, Purpose::ResetPassword)?;
     conn.prepare_cached("DELETE FROM refresh_token WHERE did = ?1")?
         .execute([did])?;
-    // A new password also signs every OAuth app out.
-    crate::oauth::store::delete_grants_of_account(conn, did)?;
+    // A new password also signs every OAuth app and browser out.
+    crate::oauth::store::end_account_sessions(conn, did)?;
     Ok(())
 }
 
@@ -470,8 +470,6 @@ pub fn remove_account(tx: &StoreTx<'_>, did: &str) -> Result<()> {
     let conn = tx.connection();
     for sql in [
         "DELETE FROM refresh_token WHERE did = ?1",
-        "DELETE FROM oauth_grant WHERE did = ?1",
-        "DELETE FROM oauth_device_account WHERE did = ?1",
         "DELETE FROM app_password WHERE did = ?1",
         "DELETE FROM email_token WHERE did = ?1",
         "DELETE FROM reserved_signing_key WHERE did = ?1",
@@ -481,6 +479,7 @@ pub fn remove_account(tx: &StoreTx<'_>, did: &str) -> Result<()> {
     ] {
         conn.prepare_cached(sql)?.execute([did])?;
     }
+    crate::oauth::store::end_account_sessions(conn, did)?;
     crate::blobs::delete_account_rows(conn, did)?;
     tx.delete_repo(did)?;
     let deleted = conn

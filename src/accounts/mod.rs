@@ -265,7 +265,7 @@ pub fn set_takedown(conn: &Connection, did: &str, reference: Option<&str>) -> Re
     if reference.is_some() {
         conn.prepare_cached("DELETE FROM refresh_token WHERE did = ?1")?
             .execute([did])?;
-        crate::oauth::store::delete_grants_of_account(conn, did)?;
+        crate::oauth::store::end_account_sessions(conn, did)?;
     }
     Ok(())
 }

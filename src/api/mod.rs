@@ -65,7 +65,7 @@ pub fn app(state: AppState) -> Router {
     let xrpc = app::register(xrpc);
     let embedded_plc = state.embedded_plc.clone().map(pds_plc::server::router);
     let dpop_state = state.clone();
-    let rate_limiter = rate_limit::RateLimiter::new(state.config.limits.rate_limits_enabled);
+    let rate_limiter = state.rate_limiter.clone();
     let metrics = state
         .config
         .metrics

@@ -7,6 +7,9 @@
 //! The values follow the reference PDS's (30 logins per 5 minutes and 300 per day; 100 sign-ups
 //! per 5 minutes). A refusal is 429 `RateLimitExceeded` with `Retry-After`.
 //!
+//! The limiter lives in the application state so that the OAuth sign-in pages, which take
+//! passwords too, spend from the same login buckets.
+//!
 //! The client IP is the connection's peer, or, when the peer is a loopback address (a reverse
 //! proxy on the same machine, the documented setup), the last address of `X-Forwarded-For`.
 
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{Extensions, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -125,16 +128,38 @@ impl RateLimiter {
     }
 }
 
-fn client_ip(req: &Request) -> Option<IpAddr> {
-    let peer = req
-        .extensions()
+impl RateLimiter {
+    /// Takes one login attempt by the client `ip` (a [`client_key`]) for `identifier` (the
+    /// handle, e-mail or DID typed in, when known); on refusal, how long until one is free.
+    /// `createSession` and the OAuth sign-in pages count against the same buckets.
+    pub fn take_login(&self, ip: &str, identifier: Option<&str>) -> Result<(), Duration> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let now = Instant::now();
+        self.take(&LOGIN_RULES, 0, ip, now)?;
+        match identifier.map(|i| i.trim().to_lowercase()) {
+            Some(identifier) if !identifier.is_empty() => {
+                self.take(&LOGIN_RULES, 2, &format!("id:{identifier}"), now)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The key a request's client is counted under (see [`client_key`]).
+pub fn client_of(extensions: &Extensions, headers: &HeaderMap) -> String {
+    client_ip(extensions, headers)
+        .map(client_key)
+        .unwrap_or_default()
+}
+
+fn client_ip(extensions: &Extensions, headers: &HeaderMap) -> Option<IpAddr> {
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())?;
     if peer.is_loopback()
-        && let Some(forwarded) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
+        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
         && let Some(last) = forwarded.rsplit(',').next()
         && let Ok(ip) = last.trim().parse()
     {
@@ -174,16 +199,12 @@ pub async fn limit(State(limiter): State<RateLimiter>, req: Request, next: Next)
     if !limiter.enabled || (!is_login && path != CREATE_ACCOUNT) {
         return next.run(req).await;
     }
-    let now = Instant::now();
-    let ip = client_ip(&req).map(client_key).unwrap_or_default();
+    let ip = client_of(req.extensions(), req.headers());
     if !is_login {
-        if let Err(wait) = limiter.take(&SIGNUP_RULES, 10, &ip, now) {
+        if let Err(wait) = limiter.take(&SIGNUP_RULES, 10, &ip, Instant::now()) {
             return refuse(wait);
         }
         return next.run(req).await;
-    }
-    if let Err(wait) = limiter.take(&LOGIN_RULES, 0, &ip, now) {
-        return refuse(wait);
     }
     // Read the identifier out of the body, then hand the same bytes on.
     let (parts, body) = req.into_parts();
@@ -192,14 +213,8 @@ pub async fn limit(State(limiter): State<RateLimiter>, req: Request, next: Next)
     };
     let identifier = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
-        .and_then(|v| {
-            v.get("identifier")
-                .and_then(|i| i.as_str())
-                .map(|i| i.trim().to_lowercase())
-        });
-    if let Some(identifier) = identifier
-        && let Err(wait) = limiter.take(&LOGIN_RULES, 2, &format!("id:{identifier}"), now)
-    {
+        .and_then(|v| v.get("identifier")?.as_str().map(str::to_owned));
+    if let Err(wait) = limiter.take_login(&ip, identifier.as_deref()) {
         return refuse(wait);
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))

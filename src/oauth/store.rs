@@ -58,9 +58,25 @@ CREATE TABLE oauth_device_account (
 ) WITHOUT ROWID;
 ";
 
+const SCHEMA_V2: &str = "
+-- The code a grant was made from: the code presented again ends the grant (RFC 6749 4.1.2).
+ALTER TABLE oauth_grant ADD COLUMN code_hash TEXT;
+CREATE INDEX oauth_grant_code ON oauth_grant (code_hash);
+
+-- What an account has let an app do: it is asked again only for more, or when the app asks
+-- (prompt=consent). Forgotten when the account revokes the app.
+CREATE TABLE oauth_authorized_client (
+    did           TEXT NOT NULL,
+    client_id     TEXT NOT NULL,
+    permissions   TEXT NOT NULL,   -- every permission approved so far, permission sets expanded
+    authorized_at INTEGER NOT NULL,
+    PRIMARY KEY (did, client_id)
+) WITHOUT ROWID;
+";
+
 /// Creates or upgrades the OAuth tables.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    pds_storage::migrate_component(conn, "oauth", &[SCHEMA_V1])
+    pds_storage::migrate_component(conn, "oauth", &[SCHEMA_V1, SCHEMA_V2])
 }
 
 /// The SHA-256 of a secret token, hex: what is stored in its place.
@@ -215,19 +231,28 @@ pub fn delete_request(conn: &Connection, id: &str) -> rusqlite::Result<()> {
 }
 
 /// Takes the request a code stands for, deleting it: a code works once, and a second try
-/// finds nothing whatever the first one's outcome.
+/// finds nothing whatever the first one's outcome. A code presented again after it was
+/// redeemed also ends the grant it was redeemed for: one of the two parties holding it is not
+/// the app.
 pub fn take_code(
     conn: &Connection,
     code: &str,
     now: i64,
 ) -> rusqlite::Result<Option<AuthorizationRequest>> {
+    let hash = token_hash(code);
     let found = conn
         .prepare_cached(&format!(
             "SELECT {REQUEST_COLUMNS} FROM oauth_request WHERE code_hash = ?1"
         ))?
-        .query_row([token_hash(code)], request_from_row)
+        .query_row([&hash], request_from_row)
         .optional()?;
     let Some(request) = found else {
+        let ended = conn
+            .prepare_cached("DELETE FROM oauth_grant WHERE code_hash = ?1")?
+            .execute([&hash])?;
+        if ended > 0 {
+            tracing::warn!("oauth: a redeemed code was presented again; its grant is ended");
+        }
         return Ok(None);
     };
     delete_request(conn, &request.id)?;
@@ -271,13 +296,18 @@ fn grant_from_row(row: &Row<'_>) -> rusqlite::Result<Grant> {
     })
 }
 
-/// Stores a new grant with its first refresh token.
-pub fn insert_grant(conn: &Connection, grant: &Grant, refresh_token: &str) -> rusqlite::Result<()> {
+/// Stores a new grant with its first refresh token, and the code it was made from.
+pub fn insert_grant(
+    conn: &Connection,
+    grant: &Grant,
+    refresh_token: &str,
+    code: &str,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO oauth_grant (id, did, client_id, client_name, client_auth, scope, dpop_jkt,
              refresh_hash, created_at, refreshed_at, refresh_expires_at, grant_expires_at,
-             permissions)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             permissions, code_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(rusqlite::params![
         grant.id,
@@ -293,6 +323,7 @@ pub fn insert_grant(conn: &Connection, grant: &Grant, refresh_token: &str) -> ru
         grant.refresh_expires_at,
         grant.grant_expires_at,
         grant.permissions,
+        token_hash(code),
     ])?;
     Ok(())
 }
@@ -373,18 +404,71 @@ pub fn delete_grant(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
         == 1)
 }
 
-/// Ends a grant only if it belongs to `did` (the account page's revoke button).
-pub fn delete_grant_of(conn: &Connection, id: &str, did: &str) -> rusqlite::Result<bool> {
-    Ok(conn
-        .prepare_cached("DELETE FROM oauth_grant WHERE id = ?1 AND did = ?2")?
-        .execute([id, did])?
-        == 1)
+/// Ends a grant only if it belongs to `did` (the account page's revoke button), and forgets
+/// what the account let that app do: signing in to it again asks again.
+pub fn revoke_grant_of(conn: &Connection, id: &str, did: &str) -> rusqlite::Result<bool> {
+    let client_id: Option<String> = conn
+        .prepare_cached("DELETE FROM oauth_grant WHERE id = ?1 AND did = ?2 RETURNING client_id")?
+        .query_row([id, did], |r| r.get(0))
+        .optional()?;
+    let Some(client_id) = client_id else {
+        return Ok(false);
+    };
+    conn.prepare_cached("DELETE FROM oauth_authorized_client WHERE did = ?1 AND client_id = ?2")?
+        .execute([did, &client_id])?;
+    Ok(true)
 }
 
-/// Ends every grant of an account (password change, takedown, deletion).
-pub fn delete_grants_of_account(conn: &Connection, did: &str) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM oauth_grant WHERE did = ?1")?
-        .execute([did])
+/// Ends everything OAuth an account has here: its grants (every app is signed out), its
+/// sign-ins on browsers, and what it let apps do. For a password change, a takedown and the
+/// account's deletion.
+pub fn end_account_sessions(conn: &Connection, did: &str) -> rusqlite::Result<()> {
+    for sql in [
+        "DELETE FROM oauth_grant WHERE did = ?1",
+        "DELETE FROM oauth_device_account WHERE did = ?1",
+        "DELETE FROM oauth_authorized_client WHERE did = ?1",
+    ] {
+        conn.prepare_cached(sql)?.execute([did])?;
+    }
+    Ok(())
+}
+
+/// Everything `did` has approved for `client_id` so far (permission sets expanded), if it
+/// ever approved it.
+pub fn authorized_permissions(
+    conn: &Connection,
+    did: &str,
+    client_id: &str,
+) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT permissions FROM oauth_authorized_client WHERE did = ?1 AND client_id = ?2",
+    )?
+    .query_row([did, client_id], |r| r.get(0))
+    .optional()
+}
+
+/// Notes that `did` approved `permissions` (expanded) for `client_id`, beside what it approved
+/// before.
+pub fn remember_authorization(
+    conn: &Connection,
+    did: &str,
+    client_id: &str,
+    permissions: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let mut all: Vec<&str> = permissions.split_whitespace().collect();
+    let before = authorized_permissions(conn, did, client_id)?.unwrap_or_default();
+    all.extend(before.split_whitespace());
+    all.sort_unstable();
+    all.dedup();
+    conn.prepare_cached(
+        "INSERT INTO oauth_authorized_client (did, client_id, permissions, authorized_at)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (did, client_id) DO UPDATE SET
+             permissions = excluded.permissions, authorized_at = excluded.authorized_at",
+    )?
+    .execute((did, client_id, all.join(" "), now))?;
+    Ok(())
 }
 
 /// An account's live grants, newest first.
@@ -564,7 +648,7 @@ mod tests {
     #[test]
     fn refresh_tokens_rotate_and_a_reused_one_is_recognised() {
         let conn = conn();
-        insert_grant(&conn, &grant("g1"), "rt-1").unwrap();
+        insert_grant(&conn, &grant("g1"), "rt-1", "code-1").unwrap();
         assert!(matches!(
             find_by_refresh_token(&conn, "rt-1").unwrap(),
             RefreshLookup::Current(g) if g.client_auth.is_confidential()
@@ -583,7 +667,7 @@ mod tests {
             find_by_refresh_token(&conn, "nope").unwrap(),
             RefreshLookup::Unknown
         ));
-        assert!(!delete_grant_of(&conn, "g1", "did:plc:other").unwrap());
+        assert!(!revoke_grant_of(&conn, "g1", "did:plc:other").unwrap());
         assert_eq!(grants_of(&conn, "did:plc:a", 5).unwrap().len(), 1);
         assert!(delete_grant(&conn, "g1").unwrap());
         assert!(live_grant(&conn, "g1", 5).unwrap().is_none());
@@ -609,5 +693,40 @@ mod tests {
         );
         assert_eq!(purge_expired(&conn, 0, 15).unwrap(), 1);
         assert!(device_accounts(&conn, "d1", 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn approvals_accumulate_and_revoking_the_app_forgets_them() {
+        let conn = conn();
+        assert_eq!(
+            authorized_permissions(&conn, "did:plc:a", "app").unwrap(),
+            None
+        );
+        remember_authorization(&conn, "did:plc:a", "app", "atproto repo:x.y.z", 1).unwrap();
+        remember_authorization(&conn, "did:plc:a", "app", "atproto blob:*/*", 2).unwrap();
+        assert_eq!(
+            authorized_permissions(&conn, "did:plc:a", "app")
+                .unwrap()
+                .as_deref(),
+            Some("atproto blob:*/* repo:x.y.z")
+        );
+        let mut g = grant("g1");
+        g.client_id = "app".into();
+        insert_grant(&conn, &g, "rt-1", "code-1").unwrap();
+        assert!(revoke_grant_of(&conn, "g1", "did:plc:a").unwrap());
+        assert_eq!(
+            authorized_permissions(&conn, "did:plc:a", "app").unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_redeemed_code_presented_again_ends_its_grant() {
+        let conn = conn();
+        insert_grant(&conn, &grant("g1"), "rt-1", "code-1").unwrap();
+        assert!(take_code(&conn, "code-2", 5).unwrap().is_none());
+        assert!(live_grant(&conn, "g1", 5).unwrap().is_some());
+        assert!(take_code(&conn, "code-1", 5).unwrap().is_none());
+        assert!(live_grant(&conn, "g1", 5).unwrap().is_none());
     }
 }

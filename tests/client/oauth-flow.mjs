@@ -64,7 +64,10 @@ const browser = await chromium.launch({
 })
 const profile = mkdtempSync(join(tmpdir(), 'oauth-chromium-'))
 
-/** Opens the authorization URL, signs in, and presses `button` on the consent page. */
+/**
+ * Opens the authorization URL, signs in, and presses `button` on the consent page; with no
+ * `button`, the server must go straight back to the app (the account approved it before).
+ */
 async function throughThePages (url, button, shots) {
   const callback = new Promise((resolve) => { onCallback = resolve })
   const context = await browser.newContext()
@@ -76,10 +79,12 @@ async function throughThePages (url, button, shots) {
   await password.fill(config.password)
   if (shots) await page.screenshot({ path: join(config.screenshots, 'signin.png'), fullPage: true })
   await password.press('Enter')
-  await page.getByRole('heading', { name: /Authorize/ }).waitFor({ timeout: 15_000 })
-  check(await page.getByRole('button', { name: 'Deny' }).isVisible(), 'the consent page has a Deny button')
-  if (shots) await page.screenshot({ path: join(config.screenshots, 'consent.png'), fullPage: true })
-  await page.getByRole('button', { name: button }).click()
+  if (button) {
+    await page.getByRole('heading', { name: /Authorize/ }).waitFor({ timeout: 15_000 })
+    check(await page.getByRole('button', { name: 'Deny' }).isVisible(), 'the consent page has a Deny button')
+    if (shots) await page.screenshot({ path: join(config.screenshots, 'consent.png'), fullPage: true })
+    await page.getByRole('button', { name: button }).click()
+  }
   const params = await Promise.race([
     callback,
     new Promise((_, reject) => setTimeout(() => reject(new Error('no callback within 15 s')), 15_000)),
@@ -134,8 +139,13 @@ try {
   const raw = await oldHandler.fetchHandler('/xrpc/com.atproto.server.getSession', { method: 'GET' }).catch((e) => ({ status: 'error', e }))
   check(raw.status === 401 || raw.status === 'error', `the revoked token is refused (got ${raw.status})`)
 
-  // 6. A second authorization, denied.
-  const url2 = await client.authorize(config.handle, { scope })
+  // 6. Signing in to the same app again: the password, then straight back (approved before).
+  const url3 = await client.authorize(config.handle, { scope })
+  const { session: second } = await client.callback(await throughThePages(url3, null, false))
+  check(second.did === did, 'a second sign-in without the consent page')
+
+  // 7. The app asks for the consent page (prompt=consent), and the person denies.
+  const url2 = await client.authorize(config.handle, { scope, prompt: 'consent' })
   const denied = await throughThePages(url2, 'Deny', false)
   check(denied.get('error') === 'access_denied', `deny answers access_denied (got ${denied.get('error')})`)
   let threw = null

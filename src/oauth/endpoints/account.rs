@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pds_permissions::ScopeSet;
 
@@ -142,12 +142,19 @@ fn checked_post(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Option<(D
     device::check_post(&state.oauth, headers, &device, form.get("csrf")).then_some((device, form))
 }
 
-pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some((device, form)) = checked_post(&state, &headers, &body) else {
         return forbidden_post();
     };
     let identifier = form.get("identifier").unwrap_or_default();
-    match check_password(&state, identifier, form.get("password").unwrap_or_default()).await {
+    let client = crate::api::rate_limit::client_of(&extensions, &headers);
+    let password = form.get("password").unwrap_or_default();
+    match check_password(&state, &client, identifier, password).await {
         Ok(account) => {
             let (id, now) = (device.id.clone(), crate::auth::now_secs());
             let stored = state
@@ -169,11 +176,11 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
                 }
             }
         }
-        Err(why) => sign_in_page(
+        Err(refusal) => sign_in_page(
             &state,
             &device,
-            StatusCode::UNAUTHORIZED,
-            Some(why),
+            refusal.status,
+            Some(&refusal.message),
             Some(identifier),
         ),
     }
@@ -208,7 +215,7 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
     let deleted = state
         .db
         .write(move |w| {
-            store::delete_grant_of(w.tx.connection(), &grant, &did)
+            store::revoke_grant_of(w.tx.connection(), &grant, &did)
                 .map_err(pds_storage::StorageError::from)
         })
         .await;

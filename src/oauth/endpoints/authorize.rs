@@ -11,7 +11,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pds_permissions::ScopeSet;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
@@ -228,25 +228,53 @@ pub async fn page(
         .login_hint
         .as_deref()
         .map(|h| h.trim().trim_start_matches('@').to_lowercase());
+    let matches_hint = |a: &KnownAccount| {
+        hint.as_deref()
+            .is_none_or(|h| a.did.eq_ignore_ascii_case(h) || a.handle == h)
+    };
     let prompt = params.prompt.as_deref();
+    // No page at all: always with prompt=none (the app hears why not, if not), and when the
+    // app names the account, that account is signed in here and it already approved all the
+    // app asks for (signing in to an app again is then one redirect, as with the reference).
+    let unattended = prompt == Some("none")
+        || (prompt.is_none()
+            && hint.is_some()
+            && query.account.is_none()
+            && query.switch.is_none());
+    if unattended {
+        let matching: Vec<&KnownAccount> = known.iter().filter(|a| matches_hint(a)).collect();
+        let outcome = match matching.as_slice() {
+            [] => Err("login_required"),
+            [one] => match consent_required(&state, &one.did, &request).await {
+                true => Err("consent_required"),
+                false => Ok(one.did.clone()),
+            },
+            _ => Err("account_selection_required"),
+        };
+        let response = match outcome {
+            Ok(did) => Some(approve(&state, &request, &did).await),
+            Err(error) if prompt == Some("none") => {
+                Some(respond_to_client(&state, &request, &[("error", error)]))
+            }
+            Err(_) => None,
+        };
+        if let Some(response) = response {
+            return with_device(&state.oauth, &device, response);
+        }
+    }
     let selected = match (&query.account, prompt) {
         (_, Some("login")) if query.account.is_none() => None,
         (Some(did), _) => known.iter().find(|a| &a.did == did),
         (None, Some("select_account")) => None,
-        (None, _) => hint.as_deref().and_then(|hint| {
-            known
-                .iter()
-                .find(|a| a.did.eq_ignore_ascii_case(hint) || a.handle == hint)
-        }),
+        (None, _) => known.iter().find(|a| hint.is_some() && matches_hint(a)),
     };
-    if prompt == Some("none") {
-        // Nothing may be shown: the app hears that the person must be asked.
-        let error = if selected.is_some() {
-            "consent_required"
-        } else {
-            "login_required"
-        };
-        let response = respond_to_client(&state, &request, &[("error", error)]);
+    // An account picked (or just signed in) that already approved everything asked for goes
+    // straight back to the app.
+    if let Some(account) = selected
+        && query.switch.is_none()
+        && !consent_required(&state, &account.did, &request).await
+    {
+        let response = approve(&state, &request, &account.did).await;
         return with_device(&state.oauth, &device, response);
     }
     let request_uri = format!("{REQUEST_URI_PREFIX}{}", request.id);
@@ -301,6 +329,78 @@ pub async fn page(
     with_device(&state.oauth, &device, response)
 }
 
+/// Whether `did` must be asked before `request` is approved: it never approved this app, the
+/// app asks for more than it approved before (compared by what the permissions grant, so a
+/// permission set that grew since is asked about again), or the app asks for the page
+/// (`prompt=consent`).
+async fn consent_required(state: &AppState, did: &str, request: &AuthorizationRequest) -> bool {
+    if request.parameters.prompt.as_deref() == Some("consent") {
+        return true;
+    }
+    let (did, client_id) = (did.to_owned(), request.client_id.clone());
+    let approved = state
+        .db
+        .read(move |s| {
+            store::authorized_permissions(s.connection(), &did, &client_id)
+                .map_err(crate::accounts::AccountError::from)
+        })
+        .await;
+    let Ok(Some(approved)) = approved else {
+        return true;
+    };
+    match (
+        ScopeSet::parse(&request.parameters.permissions),
+        ScopeSet::parse(&approved),
+    ) {
+        (Ok(asked), Ok(approved)) => !asked.is_subset_of(&approved),
+        _ => true,
+    }
+}
+
+/// Approves the request for `did` and sends the browser back to the app with a one-time
+/// code; what was approved is remembered for the next sign-in to the same app.
+async fn approve(state: &AppState, request: &AuthorizationRequest, did: &str) -> Response {
+    let code = tokens::random_token("cod-");
+    let now = crate::auth::now_secs();
+    let (id, did, client_id, permissions, stored_code) = (
+        request.id.clone(),
+        did.to_owned(),
+        request.client_id.clone(),
+        request.parameters.permissions.clone(),
+        code.clone(),
+    );
+    let approved = state
+        .db
+        .write(move |w| {
+            let conn = w.tx.connection();
+            let approved =
+                store::approve_request(conn, &id, &did, &stored_code, now + CODE_TTL_SECS, now)
+                    .and_then(|approved| {
+                        if approved {
+                            store::remember_authorization(
+                                conn,
+                                &did,
+                                &client_id,
+                                &permissions,
+                                now,
+                            )?;
+                        }
+                        Ok(approved)
+                    });
+            approved.map_err(pds_storage::StorageError::from)
+        })
+        .await;
+    match approved {
+        Ok(true) => respond_to_client(state, request, &[("code", &code)]),
+        Ok(false) => expired_page(),
+        Err(e) => pages::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            &internal(e),
+        ),
+    }
+}
+
 fn see_other(location: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
@@ -317,30 +417,67 @@ fn forbidden_post() -> Response {
     )
 }
 
-/// Checks an account's password for a page: the account password of an active account.
-pub async fn check_password(
-    state: &AppState,
-    identifier: &str,
-    password: &str,
-) -> Result<crate::accounts::Account, &'static str> {
-    match crate::accounts::service::login(state, identifier, password).await {
-        Ok((account, crate::auth::Scope::Full, _)) if account.takendown => {
-            let _ = account;
-            Err("This account has been taken down.")
-        }
-        Ok((account, crate::auth::Scope::Full, _)) => Ok(account),
-        Ok(_) => Err("Use your account password here, not an app password."),
-        Err(crate::accounts::AccountError::BadCredentials) => {
-            Err("Wrong handle, email or password.")
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "oauth sign-in failed");
-            Err("Signing in failed. Please try again.")
+/// Why a page's sign-in was refused, as the page says it.
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Refusal {
+    fn unauthorized(message: &str) -> Refusal {
+        Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.to_owned(),
         }
     }
 }
 
-pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// Checks an account's password for a page: the account password of an active account. The
+/// attempt spends from the same rate limits as `createSession` (per client, `client` being
+/// its [`crate::api::rate_limit::client_of`] key, and per identifier), so the pages are no way
+/// around them.
+pub async fn check_password(
+    state: &AppState,
+    client: &str,
+    identifier: &str,
+    password: &str,
+) -> Result<crate::accounts::Account, Refusal> {
+    if let Err(wait) = state.rate_limiter.take_login(client, Some(identifier)) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return Err(Refusal {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "Too many sign-in attempts. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            ),
+        });
+    }
+    match crate::accounts::service::login(state, identifier, password).await {
+        Ok((account, crate::auth::Scope::Full, _)) if account.takendown => {
+            Err(Refusal::unauthorized("This account has been taken down."))
+        }
+        Ok((account, crate::auth::Scope::Full, _)) => Ok(account),
+        Ok(_) => Err(Refusal::unauthorized(
+            "Use your account password here, not an app password.",
+        )),
+        Err(crate::accounts::AccountError::BadCredentials) => {
+            Err(Refusal::unauthorized("Wrong handle, email or password."))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "oauth sign-in failed");
+            Err(Refusal::unauthorized(
+                "Signing in failed. Please try again.",
+            ))
+        }
+    }
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Ok(form) = Form::parse(&body) else {
         return forbidden_post();
     };
@@ -350,14 +487,15 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
     if !device::check_post(&state.oauth, &headers, &device, form.get("csrf")) {
         return forbidden_post();
     }
-    let (request, client) = match load(&state, form.get("client_id"), form.get("request_uri")).await
-    {
+    let (request, app) = match load(&state, form.get("client_id"), form.get("request_uri")).await {
         Ok(found) => found,
         Err(page) => return page,
     };
     let request_uri = format!("{REQUEST_URI_PREFIX}{}", request.id);
     let identifier = form.get("identifier").unwrap_or_default();
-    match check_password(&state, identifier, form.get("password").unwrap_or_default()).await {
+    let client = crate::api::rate_limit::client_of(&extensions, &headers);
+    let password = form.get("password").unwrap_or_default();
+    match check_password(&state, &client, identifier, password).await {
         Ok(account) => {
             let (id, did, now) = (
                 device.id.clone(),
@@ -384,11 +522,11 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
                 enc(&account.did)
             ))
         }
-        Err(why) => {
+        Err(refusal) => {
             let csrf = device::csrf_token(&state.oauth, &device);
-            let lead = format!("to continue to {}", client.display_name());
+            let lead = format!("to continue to {}", app.display_name());
             pages::sign_in(
-                StatusCode::UNAUTHORIZED,
+                refusal.status,
                 &pages::SignIn {
                     heading: "Sign in",
                     lead: &lead,
@@ -399,7 +537,7 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: By
                         ("request_uri", &request_uri),
                     ],
                     identifier: Some(identifier),
-                    error: Some(why),
+                    error: Some(&refusal.message),
                     known_accounts: &[],
                     choose_action: None,
                 },
@@ -439,34 +577,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
     }
     let id = request.id.clone();
     match form.get("decision") {
-        Some("allow") => {
-            let code = tokens::random_token("cod-");
-            let now = crate::auth::now_secs();
-            let stored_code = code.clone();
-            let approved = state
-                .db
-                .write(move |w| {
-                    store::approve_request(
-                        w.tx.connection(),
-                        &id,
-                        &did,
-                        &stored_code,
-                        now + CODE_TTL_SECS,
-                        now,
-                    )
-                    .map_err(pds_storage::StorageError::from)
-                })
-                .await;
-            match approved {
-                Ok(true) => respond_to_client(&state, &request, &[("code", &code)]),
-                Ok(false) => expired_page(),
-                Err(e) => pages::error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
-                    &internal(e),
-                ),
-            }
-        }
+        Some("allow") => approve(&state, &request, &did).await,
         Some("deny") => {
             let deleted = state
                 .db

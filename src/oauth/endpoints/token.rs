@@ -110,6 +110,7 @@ async fn exchange_code(
     now: i64,
 ) -> Result<(Grant, String), OAuthHttpError> {
     let code = form.require("code")?.to_owned();
+    let redeemed = code.clone();
     let verifier = form.require("code_verifier")?.to_owned();
     let redirect_uri = form.require("redirect_uri")?.to_owned();
     if !pds_oauth::pkce::is_valid_verifier(&verifier) {
@@ -191,7 +192,8 @@ async fn exchange_code(
     state
         .db
         .write(move |w| {
-            store::insert_grant(w.tx.connection(), &stored, &token).map_err(OAuthHttpError::from)
+            store::insert_grant(w.tx.connection(), &stored, &token, &redeemed)
+                .map_err(OAuthHttpError::from)
         })
         .await?;
     Ok((grant, refresh_token))
