@@ -301,23 +301,17 @@ pub async fn page(
             })
         }
         _ => {
-            let lead = format!("to continue to {name}");
             let prefill = params
                 .login_hint
                 .as_deref()
                 .filter(|h| !h.starts_with("did:"));
             let offer_known = query.switch.is_none() && prompt != Some("login");
-            pages::sign_in(
+            sign_in_form(
                 StatusCode::OK,
-                &pages::SignIn {
-                    heading: "Sign in",
-                    lead: &lead,
-                    action: SIGN_IN_PATH,
-                    hidden: &[
-                        ("csrf", &csrf),
-                        ("client_id", &request.client_id),
-                        ("request_uri", &request_uri),
-                    ],
+                &SignInForm {
+                    csrf: &csrf,
+                    request: &request,
+                    app_name: &name,
                     identifier: prefill,
                     error: None,
                     known_accounts: if offer_known { &known } else { &[] },
@@ -399,6 +393,39 @@ async fn approve(state: &AppState, request: &AuthorizationRequest, did: &str) ->
             &internal(e),
         ),
     }
+}
+
+/// What the sign-in form for a pending request shows.
+struct SignInForm<'a> {
+    csrf: &'a str,
+    request: &'a AuthorizationRequest,
+    app_name: &'a str,
+    identifier: Option<&'a str>,
+    error: Option<&'a str>,
+    known_accounts: &'a [KnownAccount],
+    /// The page that picks one of `known_accounts` (this page's own URL).
+    choose_action: Option<&'a str>,
+}
+
+fn sign_in_form(status: StatusCode, form: &SignInForm<'_>) -> Response {
+    let request_uri = format!("{REQUEST_URI_PREFIX}{}", form.request.id);
+    pages::sign_in(
+        status,
+        &pages::SignIn {
+            heading: "Sign in",
+            lead: &format!("to continue to {}", form.app_name),
+            action: SIGN_IN_PATH,
+            hidden: &[
+                ("csrf", form.csrf),
+                ("client_id", &form.request.client_id),
+                ("request_uri", &request_uri),
+            ],
+            identifier: form.identifier,
+            error: form.error,
+            known_accounts: form.known_accounts,
+            choose_action: form.choose_action,
+        },
+    )
 }
 
 fn see_other(location: &str) -> Response {
@@ -524,18 +551,12 @@ pub async fn sign_in(
         }
         Err(refusal) => {
             let csrf = device::csrf_token(&state.oauth, &device);
-            let lead = format!("to continue to {}", app.display_name());
-            pages::sign_in(
+            sign_in_form(
                 refusal.status,
-                &pages::SignIn {
-                    heading: "Sign in",
-                    lead: &lead,
-                    action: SIGN_IN_PATH,
-                    hidden: &[
-                        ("csrf", &csrf),
-                        ("client_id", &request.client_id),
-                        ("request_uri", &request_uri),
-                    ],
+                &SignInForm {
+                    csrf: &csrf,
+                    request: &request,
+                    app_name: &app.display_name(),
                     identifier: Some(identifier),
                     error: Some(&refusal.message),
                     known_accounts: &[],
