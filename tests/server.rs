@@ -24,6 +24,38 @@ fn serves_health_describe_server_and_the_banner() {
     // Browsers calling from another origin must be allowed to read the answer.
     assert_eq!(describe.headers()["access-control-allow-origin"], "*");
     let describe: Value = describe.json().unwrap();
+    // The preflight of an authenticated call names `Authorization` (and DPoP's header) back:
+    // a "*" would not cover `Authorization` in browsers that follow the Fetch standard.
+    let preflight = client
+        .request(
+            reqwest::Method::OPTIONS,
+            server.url("/xrpc/com.atproto.repo.createRecord"),
+        )
+        .header("Origin", "https://app.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization,dpop,content-type",
+        )
+        .send()
+        .unwrap();
+    assert!(preflight.status().is_success());
+    let allowed = preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        ["authorization", "dpop", "content-type"]
+            .iter()
+            .all(|h| allowed.split(',').any(|a| a.trim() == *h)),
+        "{allowed}"
+    );
+    assert!(
+        preflight.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
     assert_eq!(describe["did"], "did:web:localhost");
     assert_eq!(describe["availableUserDomains"], json!([".test"]));
     assert_eq!(describe["inviteCodeRequired"], false);

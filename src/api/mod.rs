@@ -22,7 +22,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{AllowHeaders, AllowMethods, Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
@@ -134,9 +134,19 @@ pub fn app(state: AppState) -> Router {
         None => router,
     };
     router
-        // Browser clients call XRPC from other origins; outermost, so that
-        // error responses carry the CORS headers and the browser can read them.
-        .layer(CorsLayer::permissive().max_age(CORS_MAX_AGE))
+        // Browser clients call XRPC and the OAuth endpoints from other origins; outermost, so
+        // that error responses carry the CORS headers and the browser can read them. The
+        // preflight names the asked-for headers back rather than answering "*": by the Fetch
+        // standard a "*" does not cover `Authorization`, and browsers that follow it would
+        // refuse every authenticated call.
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods(AllowMethods::mirror_request())
+                .allow_headers(AllowHeaders::mirror_request())
+                .expose_headers(Any)
+                .max_age(CORS_MAX_AGE),
+        )
         // Request traces at DEBUG (RUST_LOG=tower_http=debug). Error statuses
         // are not logged as errors here: a 501 for an unknown method is the
         // client's business, and real internal errors log themselves with

@@ -1,7 +1,8 @@
 // The ecosystem's OAuth client, @atproto/oauth-client-node, against our server, with the
 // sign-in and consent pages driven in headless Chromium (Debian's, through playwright-core):
-// PAR, authorize through the pages, token, a DPoP-authenticated createRecord, refresh,
-// revoke; then a second authorization the person denies.
+// PAR, authorize through the pages, token, a DPoP-authenticated createRecord, a cross-origin
+// call from the browser (CORS), refresh, revoke; then a second sign-in that needs no consent
+// page (approved before), and a third (prompt=consent) the person denies.
 //
 // Usage: node oauth-flow.mjs '{"service", "plcUrl", "handle", "password", "screenshots",
 // "chromium"}'. Prints "OK <did>" on success; "FAIL: ..." and a non-zero exit otherwise.
@@ -117,6 +118,24 @@ try {
   const rkey = created.data.uri.split('/').pop()
   const read = await agent.com.atproto.repo.getRecord({ repo: did, collection: 'app.bsky.feed.post', rkey })
   check(read.data.cid === created.data.cid, 'getRecord returns the record just written')
+
+  // 3b. Web apps call the server from their own origin: the CORS preflight must allow the
+  // Authorization and DPoP headers, and the challenge and the nonce of the answer must be
+  // readable by the app.
+  {
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    await page.goto(`http://127.0.0.1:${callbackServer.address().port}/`)
+    const seen = await page.evaluate(async (url) => {
+      try {
+        const r = await fetch(url, { headers: { Authorization: 'DPoP not-a-token', DPoP: 'not-a-proof' } })
+        return { status: r.status, challenge: r.headers.get('www-authenticate'), nonce: r.headers.get('dpop-nonce') }
+      } catch (e) { return { error: String(e) } }
+    }, `${config.service}/xrpc/com.atproto.server.getSession`)
+    check(seen.status === 401 && seen.challenge?.startsWith('DPoP') && seen.nonce,
+      `a cross-origin call with Authorization and DPoP headers: ${JSON.stringify(seen)}`)
+    await context.close()
+  }
 
   // 4. A refresh: new tokens, and they work.
   const before = await session.getTokenInfo(false)
