@@ -117,13 +117,14 @@ async function phase (name, fn) {
   await fn()
   const wall = (now() - t0) / 1000; const p1 = procStat(); const c1 = process.cpuUsage(c0); const b1 = sysBusyS()
   const clientS = (c1.user + c1.system) / 1e6
+  let serverS = null
   out(`${name}.http_requests`, requests)
   for (const [path, lat] of [...endpointMs].sort()) {
     out(`${name}.endpoint${path.replaceAll('/', '_')}.p50`, pct(lat, 50), `ms (n=${lat.length})`)
   }
   for (const [k, v] of [...tally].sort()) out(`${name}.responses.${k}`, v)
   if (p0 && p1) {
-    const serverS = p1.cpuS - p0.cpuS
+    serverS = p1.cpuS - p0.cpuS
     out(`${name}.server_cpu_s`, serverS, 's')
     out(`${name}.server_cpu_pct`, (100 * serverS) / wall, '%')
     out(`${name}.client_cpu_pct`, (100 * clientS) / wall, '%')
@@ -131,6 +132,7 @@ async function phase (name, fn) {
   } else {
     out(`${name}.client_cpu_pct`, (100 * clientS) / wall, '%')
   }
+  return { serverS, clientS }
 }
 
 async function pool (total, conc, fn) {
@@ -253,7 +255,7 @@ try {
   if (meta.issuer !== new URL(BASE).origin) console.log(`# WARNING: issuer ${meta.issuer} is not ${new URL(BASE).origin}`)
   const desc = await xrpc('GET', 'com.atproto.server.describeServer')
   const domain = process.env.HANDLE_DOMAIN || desc.availableUserDomains?.[0] || '.test'
-  const handle = `o${RUN}${domain}`
+  const handle = `o${RUN}${domain}` // the benchmark account
   const p0 = procStat()
   if (p0) { out('server.rss_start', p0.rssKiB / 1024, 'MiB'); out('server.cpu_start', p0.cpuS, 's') }
 
@@ -275,23 +277,44 @@ try {
   })
 
   // 1. Sign-in: authorize (PAR) -> pages -> callback -> token. The first one resolves and
-  // caches the handle, DID and both metadata documents; it is reported apart.
+  // caches the DID and both metadata documents; it is reported apart. `signin` signs in a new
+  // account each time (an app's first sign-in: the consent page is expected); `signin_again`
+  // signs the benchmark account in again with the same app (a server that remembers approvals
+  // may skip the consent page: see signin_again.consent_pages).
+  const newAccount = async (n) => {
+    const h = `o${RUN}${n}${domain}`
+    await xrpc('POST', 'com.atproto.server.createAccount', { body: { handle: h, email: `${h}@example.com`, password: PASSWORD } })
+    return h
+  }
+  const report = (name, runs) => {
+    if (!runs.length) return
+    out(`${name}.p50`, pct(runs.map((r) => r.total), 50), 'ms')
+    out(`${name}.max`, Math.max(...runs.map((r) => r.total)), 'ms')
+    out(`${name}.par_p50`, pct(runs.map((r) => r.par), 50), 'ms')
+    out(`${name}.pages_p50`, pct(runs.map((r) => r.pages), 50), 'ms')
+    out(`${name}.token_p50`, pct(runs.map((r) => r.token), 50), 'ms')
+  }
   let session
   await phase('signin', async () => {
     const cold = await signIn(handle)
+    session = cold.session
+    if (session.did !== did) throw new Error(`session DID ${session.did} is not ${did}`)
     out('signin.cold_ms', cold.total, 'ms')
+    const handles = []
+    for (let i = 0; i < CFG.SIGNINS; i++) handles.push(await newAccount(i))
+    consentPages = 0
+    const runs = []
+    for (const h of handles) runs.push(await signIn(h))
+    report('signin', runs)
+    out('signin.consent_pages', consentPages, `of ${runs.length}`)
+  })
+  await phase('signin_again', async () => {
+    consentPages = 0
     const runs = []
     for (let i = 0; i < CFG.SIGNINS; i++) runs.push(await signIn(handle))
-    session = runs.at(-1)?.session ?? cold.session
-    if (session.did !== did) throw new Error(`session DID ${session.did} is not ${did}`)
-    if (runs.length) {
-      out('signin.p50', pct(runs.map((r) => r.total), 50), 'ms')
-      out('signin.max', Math.max(...runs.map((r) => r.total)), 'ms')
-      out('signin.par_p50', pct(runs.map((r) => r.par), 50), 'ms')
-      out('signin.pages_p50', pct(runs.map((r) => r.pages), 50), 'ms')
-      out('signin.token_p50', pct(runs.map((r) => r.token), 50), 'ms')
-    }
-    out('signin.consent_pages', consentPages)
+    if (runs.length) session = runs.at(-1).session
+    report('signin_again', runs)
+    out('signin_again.consent_pages', consentPages, `of ${runs.length}`)
   })
   await browser.close(); browser = null
 
@@ -329,12 +352,15 @@ try {
   const written = []
   const rates = {}
   async function load (name, total, conc, fn) {
-    await phase(name, async () => {
+    const { serverS, clientS } = await phase(name, async () => {
       const { lat, wallMs } = await pool(total, conc, fn)
       rates[name] = total / (wallMs / 1000)
       out(`${name}.rate`, rates[name], 'req/s')
       out(`${name}.p50`, pct(lat, 50), 'ms'); out(`${name}.p99`, pct(lat, 99), 'ms')
     })
+    // CPU time per call: what the server (and this client) spend on one, whatever the rate.
+    if (serverS !== null) out(`${name}.server_cpu_per_req`, (1e6 * serverS) / total, 'us')
+    out(`${name}.client_cpu_per_req`, (1e6 * clientS) / total, 'us')
   }
   const create = (auth, label) => async (i) => {
     const r = await via[auth]('POST', 'com.atproto.repo.createRecord',
