@@ -123,6 +123,10 @@ struct Inner {
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Mutex<Vec<Store>>,
     max_readers: usize,
+    /// One per pooled read connection: ordinary reads wait for one, so that they never
+    /// outnumber the pool (opening a connection costs more than most reads) nor the threads
+    /// worth running at once.
+    read_slots: tokio::sync::Semaphore,
 }
 
 /// Counters of the writer's work: how well group commit is batching.
@@ -184,6 +188,7 @@ impl Database {
                 checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer))),
                 readers: Mutex::new(Vec::new()),
                 max_readers: options.readers,
+                read_slots: tokio::sync::Semaphore::new(options.readers.max(1)),
             }),
         })
     }
@@ -214,7 +219,28 @@ impl Database {
     }
 
     /// Runs `work` with a read connection on the blocking pool. It sees the last committed state.
+    /// At most [`DatabaseOptions::readers`] run at once; the others wait their turn. `work` must
+    /// be quick: a read that lasts as long as a client takes to receive it (a streamed export)
+    /// uses [`Database::read_streaming`].
     pub async fn read<F, T, E>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        let _slot = self
+            .inner
+            .read_slots
+            .acquire()
+            .await
+            .map_err(|_| E::from(StorageError::Closed))?;
+        self.read_streaming(work).await
+    }
+
+    /// [`Database::read`] without waiting for a slot: for reads paced by a client (a streamed
+    /// repo export), which must not hold up everyone else's reads while a slow client drains
+    /// them. Uses a pooled connection if one is free, else opens one.
+    pub async fn read_streaming<F, T, E>(&self, work: F) -> Result<T, E>
     where
         F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
         T: Send + 'static,

@@ -55,8 +55,9 @@ pub async fn stream_repo_car(
     let db = state.db.clone();
     let export_did = did.clone();
     tokio::spawn(async move {
+        // Paced by the client: it must not take one of the ordinary reads' slots.
         let exported = db
-            .read(move |store| {
+            .read_streaming(move |store| {
                 let out = ChunkWriter::new(chunks);
                 sync_reads::write_repo_car(store, &export_did, since.as_deref(), out)
             })
