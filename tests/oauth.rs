@@ -116,6 +116,18 @@ impl Dpop {
         }
     }
 
+    /// A refresh-token grant for a public client.
+    fn refresh(&mut self, server: &TestServer, client_id: &str, token: &str) -> (u16, Value) {
+        self.post_form(
+            &url(server, "/oauth/token"),
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", client_id),
+                ("refresh_token", token),
+            ],
+        )
+    }
+
     /// POSTs a form to an authorization server endpoint, retrying once for a nonce.
     fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> (u16, Value) {
         for _ in 0..2 {
@@ -481,17 +493,8 @@ fn a_loopback_client_signs_in_writes_refreshes_and_revokes() {
     assert_eq!(status, 200, "{body}");
 
     // A refresh rotates the refresh token; the old one, used again, ends the grant.
-    let (status, refreshed) = dpop.post_form(
-        &url(&server, "/oauth/token"),
-        &[
-            ("grant_type", "refresh_token"),
-            (
-                "client_id",
-                &loopback_client_id("atproto transition:generic"),
-            ),
-            ("refresh_token", &tokens.refresh),
-        ],
-    );
+    let client_id = loopback_client_id("atproto transition:generic");
+    let (status, refreshed) = dpop.refresh(&server, &client_id, &tokens.refresh);
     assert_eq!(status, 200, "{refreshed}");
     let access2 = refreshed["access_token"].as_str().unwrap().to_owned();
     assert_ne!(access2, tokens.access);
@@ -524,19 +527,10 @@ fn a_loopback_client_signs_in_writes_refreshes_and_revokes() {
     );
     assert_eq!(status, 401, "{body}");
     assert!(challenge.unwrap().contains("invalid_token"));
-    let (status, body) = dpop.post_form(
-        &url(&server, "/oauth/token"),
-        &[
-            ("grant_type", "refresh_token"),
-            (
-                "client_id",
-                &loopback_client_id("atproto transition:generic"),
-            ),
-            (
-                "refresh_token",
-                refreshed["refresh_token"].as_str().unwrap(),
-            ),
-        ],
+    let (status, body) = dpop.refresh(
+        &server,
+        &client_id,
+        refreshed["refresh_token"].as_str().unwrap(),
     );
     assert_eq!(
         (status, body["error"].as_str()),
@@ -551,16 +545,7 @@ fn a_reused_refresh_token_ends_the_grant() {
     let scope = "atproto transition:generic";
     let tokens = sign_in(&server, &mut dpop, scope);
     let client_id = loopback_client_id(scope);
-    let refresh = |dpop: &mut Dpop, token: &str| {
-        dpop.post_form(
-            &url(&server, "/oauth/token"),
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", &client_id),
-                ("refresh_token", token),
-            ],
-        )
-    };
+    let refresh = |dpop: &mut Dpop, token: &str| dpop.refresh(&server, &client_id, token);
     let (status, first) = refresh(&mut dpop, &tokens.refresh);
     assert_eq!(status, 200);
     let (status, body) = refresh(&mut dpop, &tokens.refresh);
@@ -1081,14 +1066,7 @@ fn a_confidential_client_authenticates_with_private_key_jwt() {
     assert_eq!(status, 200, "{tokens}");
     // A refresh must authenticate too.
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let (status, body) = dpop.post_form(
-        &url(&server, "/oauth/token"),
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", &client_id),
-            ("refresh_token", refresh),
-        ],
-    );
+    let (status, body) = dpop.refresh(&server, &client_id, refresh);
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("invalid_client")),
@@ -1237,13 +1215,10 @@ fn a_code_presented_twice_ends_the_grant_it_made() {
         &post_record("app.bsky.feed.post"),
     );
     assert_eq!(status, 401);
-    let (status, body) = dpop.post_form(
-        &url(&server, "/oauth/token"),
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", &pushed.client_id),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
+    let (status, body) = dpop.refresh(
+        &server,
+        &pushed.client_id,
+        tokens["refresh_token"].as_str().unwrap(),
     );
     assert_eq!(
         (status, body["error"].as_str()),
