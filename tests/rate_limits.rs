@@ -110,14 +110,22 @@ fn the_oauth_sign_in_page_shares_the_login_limits() {
             ])
             .send()
             .unwrap();
-        (response.status().as_u16(), response.text().unwrap())
+        let retry = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        (response.status().as_u16(), response.text().unwrap(), retry)
     };
-    let (status, html) = sign_in("target.test");
+    let (status, html, retry) = sign_in("target.test");
     assert_eq!(status, 429, "{html}");
+    assert!(
+        retry.is_some_and(|secs| secs >= 1),
+        "Retry-After: {retry:?}"
+    );
     assert!(html.contains("Too many sign-in attempts"), "{html}");
     // Another account from the same browser is only refused once that address has spent its
     // own 30 attempts.
-    let (status, html) = sign_in("someone-else.test");
-    assert_eq!(status, 401, "{html}");
+    let (status, html, retry) = sign_in("someone-else.test");
+    assert_eq!((status, retry), (401, None), "{html}");
     assert!(html.contains("Wrong handle, email or password."), "{html}");
 }

@@ -176,13 +176,13 @@ pub async fn sign_in(
                 }
             }
         }
-        Err(refusal) => sign_in_page(
+        Err(refusal) => refusal.headers_on(sign_in_page(
             &state,
             &device,
             refusal.status,
             Some(&refusal.message),
             Some(identifier),
-        ),
+        )),
     }
 }
 

@@ -448,6 +448,8 @@ fn forbidden_post() -> Response {
 pub struct Refusal {
     pub status: StatusCode,
     pub message: String,
+    /// For a rate-limit refusal: the seconds until an attempt is free (`Retry-After`).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl Refusal {
@@ -455,7 +457,17 @@ impl Refusal {
         Refusal {
             status: StatusCode::UNAUTHORIZED,
             message: message.to_owned(),
+            retry_after_secs: None,
         }
+    }
+
+    /// The page that says so, with `Retry-After` when there is a wait.
+    pub fn headers_on(&self, mut page: Response) -> Response {
+        if let Some(secs) = self.retry_after_secs {
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        page
     }
 }
 
@@ -470,8 +482,10 @@ pub async fn check_password(
     password: &str,
 ) -> Result<crate::accounts::Account, Refusal> {
     if let Err(wait) = state.rate_limiter.take_login(client, Some(identifier)) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let secs = wait.as_secs().max(1);
+        let minutes = secs.div_ceil(60);
         return Err(Refusal {
+            retry_after_secs: Some(secs),
             status: StatusCode::TOO_MANY_REQUESTS,
             message: format!(
                 "Too many sign-in attempts. Try again in {minutes} minute{}.",
@@ -551,7 +565,7 @@ pub async fn sign_in(
         }
         Err(refusal) => {
             let csrf = device::csrf_token(&state.oauth, &device);
-            sign_in_form(
+            refusal.headers_on(sign_in_form(
                 refusal.status,
                 &SignInForm {
                     csrf: &csrf,
@@ -562,7 +576,7 @@ pub async fn sign_in(
                     known_accounts: &[],
                     choose_action: None,
                 },
-            )
+            ))
         }
     }
 }
