@@ -126,9 +126,7 @@ impl RateLimiter {
         }
         Ok(())
     }
-}
 
-impl RateLimiter {
     /// Takes one login attempt by the client `ip` (a [`client_key`]) for `identifier` (the
     /// handle, e-mail or DID typed in, when known); on refusal, how long until one is free.
     /// `createSession` and the OAuth sign-in pages count against the same buckets.

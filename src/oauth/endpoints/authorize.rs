@@ -241,14 +241,20 @@ pub async fn page(
             && hint.is_some()
             && query.account.is_none()
             && query.switch.is_none());
+    // Whether an account must be asked, once looked up (a page view asks about one account).
+    let mut asked_about: Option<(&str, bool)> = None;
     if unattended {
         let matching: Vec<&KnownAccount> = known.iter().filter(|a| matches_hint(a)).collect();
         let outcome = match matching.as_slice() {
             [] => Err("login_required"),
-            [one] => match consent_required(&state, &one.did, &request).await {
-                true => Err("consent_required"),
-                false => Ok(one.did.clone()),
-            },
+            [one] => {
+                let needed = consent_required(&state, &one.did, &request).await;
+                asked_about = Some((&one.did, needed));
+                match needed {
+                    true => Err("consent_required"),
+                    false => Ok(one.did.clone()),
+                }
+            }
             _ => Err("account_selection_required"),
         };
         let response = match outcome {
@@ -270,9 +276,14 @@ pub async fn page(
     };
     // An account picked (or just signed in) that already approved everything asked for goes
     // straight back to the app.
+    let needs_consent = match (selected, asked_about) {
+        _ if query.switch.is_some() => true,
+        (Some(account), Some((did, needed))) if did == account.did => needed,
+        (Some(account), _) => consent_required(&state, &account.did, &request).await,
+        (None, _) => true,
+    };
     if let Some(account) = selected
-        && query.switch.is_none()
-        && !consent_required(&state, &account.did, &request).await
+        && !needs_consent
     {
         let response = approve(&state, &request, &account.did).await;
         return with_device(&state.oauth, &device, response);
