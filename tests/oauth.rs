@@ -306,6 +306,8 @@ fn push(
         form.retain(|(name, _)| name != k);
         form.push((k, v));
     }
+    // An empty value in `extra` leaves the field out.
+    form.retain(|(_, v)| !v.is_empty());
     let (status, body) = dpop.post_form(&url(server, "/oauth/par"), &form);
     (status, body, verifier)
 }
@@ -1299,4 +1301,59 @@ fn an_app_approved_before_signs_in_again_without_a_page() {
     let to = straight_back(&mut Browser::new(), &pushed);
     assert_eq!(query_param(&to, "error").as_deref(), Some("login_required"));
     assert!(query_param(&to, "code").is_none());
+}
+
+#[test]
+fn prompt_none_with_two_accounts_signed_in_asks_the_app_to_pick_one() {
+    let server = start();
+    create_account(&server, "bob");
+    let mut dpop = Dpop::new();
+    let scope = "atproto transition:generic";
+    let client_id = loopback_client_id(scope);
+    // Both accounts sign in on one browser, through the account page.
+    let mut browser = Browser::new();
+    for who in ["alice.test", "bob.test"] {
+        let (status, page, _) = browser.get(&url(&server, "/account"));
+        assert_eq!(status, 200, "{page}");
+        let (status, page, to) = browser.post(
+            &url(&server, "/account/sign-in"),
+            &[
+                ("csrf", &field(&page, "csrf")),
+                ("identifier", who),
+                ("password", PASSWORD),
+            ],
+        );
+        assert_eq!((status, to.as_deref()), (303, Some("/account")), "{page}");
+    }
+    // Without a hint, two candidates: the app must let the person choose.
+    let pushed = push_with(
+        &server,
+        &mut dpop,
+        &client_id,
+        scope,
+        &[("prompt", "none"), ("login_hint", "")],
+    );
+    let (status, page, to) = browser.get(&authorize_url(&server, &pushed));
+    assert_eq!(status, 303, "{page}");
+    let to = to.unwrap();
+    assert!(to.starts_with(REDIRECT), "{to}");
+    assert_eq!(
+        query_param(&to, "error").as_deref(),
+        Some("account_selection_required")
+    );
+    // Shown the page instead, the person is offered both accounts to pick from.
+    let pushed = push_with(&server, &mut dpop, &client_id, scope, &[("login_hint", "")]);
+    let (status, page, _) = browser.get(&authorize_url(&server, &pushed));
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("@alice.test") && page.contains("@bob.test"),
+        "{page}"
+    );
+    // Naming one of them narrows it down: that one has not approved the app yet.
+    let pushed = push_with(&server, &mut dpop, &client_id, scope, &[("prompt", "none")]);
+    let (_, _, to) = browser.get(&authorize_url(&server, &pushed));
+    assert_eq!(
+        query_param(&to.unwrap(), "error").as_deref(),
+        Some("consent_required")
+    );
 }
